@@ -9,9 +9,9 @@ when ``OmegaConf.to_object`` builds the dataclass (see ``registry.load_file``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from enum import Enum
-from typing import Optional
+from typing import Any, Optional
 
 
 class ConfigError(ValueError):
@@ -21,6 +21,19 @@ class ConfigError(ValueError):
         super().__init__(message)
         self.key = key
         self.message = message
+
+
+def to_plain(obj: Any) -> Any:
+    """A config dataclass as JSON-able values (enums by value), for logging and --format json."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {k: to_plain(v) for k, v in asdict(obj).items()}
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    return obj
 
 
 def _check(cond: bool, key: str, message: str) -> None:

@@ -234,6 +234,21 @@ def _check_refs(reg: Registry) -> None:
             raise RegistryError("ready dataset without prompt", d / "datasets" / f"{ds.key}.yaml")
 
 
+def check_scorers(reg: Registry, metrics: dict[str, list[str]]) -> None:
+    """Scorer names and main metrics against the scoring layer's table (passed in, so the
+    registry does not import the layers above it)."""
+    for ds in reg.datasets.values():
+        f = reg.root / "datasets" / f"{ds.key}.yaml"
+        produced: list[str] = []
+        for i, name in enumerate(ds.scorers):
+            if name not in metrics:
+                raise RegistryError(f"unknown scorer '{name}'; {suggest(name, metrics)}", f, f"scorers[{i}]")
+            produced += metrics[name]
+        if ds.main_metric not in produced:
+            raise RegistryError(f"main_metric '{ds.main_metric}' is not produced by {ds.scorers}; "
+                                f"valid: {', '.join(produced)}", f, "main_metric")
+
+
 def load_registry(root: Path | str | None = None) -> Registry:
     """Load and validate everything under conf/ (or $SPECBENCH_CONF)."""
     root = Path(root) if root else find_conf_dir()

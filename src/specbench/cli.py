@@ -1,0 +1,310 @@
+"""`specbench` command line: a thin shell over registry, runner and scoring.
+
+Every user error ends as one line on stderr and exit code 2; nothing here holds logic
+that another module should own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from specbench.config import to_plain as _plain
+from specbench.registry import Registry, RegistryError, load_registry
+
+out = Console()
+err = Console(stderr=True)
+
+USAGE_ERROR = 2
+
+
+class UsageError(Exception):
+    """Bad input from the command line; printed as one line, exit 2."""
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+def _emit(rows: list[dict[str, Any]], columns: list[str], fmt: str, title: str) -> None:
+    if fmt == "json":
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    table = Table(title=title, show_lines=False)
+    for c in columns:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in columns))
+    out.print(table)
+
+
+_SIZE = re.compile(r"^\s*(<=|>=|<|>)?\s*([0-9.]+)\s*(?:-\s*([0-9.]+))?\s*[bB]?\s*$")
+
+
+def size_filter(expr: str):
+    """'7', '<=8', '>30', '3-8' (billions of parameters) -> predicate."""
+    m = _SIZE.match(expr)
+    if not m:
+        raise UsageError(f"--size '{expr}': expected a number of billions like 7, <=8, >30 or 3-8")
+    op, a, b = m.group(1), float(m.group(2)), m.group(3)
+    if b is not None:
+        lo, hi = a, float(b)
+        return lambda p: lo <= p <= hi
+    return {
+        None: lambda p: abs(p - a) < 0.5 or (a < 1 and abs(p - a) < 0.1),
+        "<": lambda p: p < a, "<=": lambda p: p <= a, ">": lambda p: p > a, ">=": lambda p: p >= a,
+    }[op]
+
+
+# -- list / show / mapping / validate ----------------------------------------------------
+
+def cmd_list(reg: Registry, args: argparse.Namespace) -> int:
+    what = args.what
+    if what == "models":
+        models = list(reg.models.values())
+        if args.category:
+            cat = reg.category(args.category)
+            keep = set(cat.models) | set(cat.baselines) if args.baselines else set(cat.models)
+            models = [m for m in models if m.key in keep or m.category == cat.key]
+        if args.size:
+            pred = size_filter(args.size)
+            models = [m for m in models if pred(m.parameters_b)]
+        if args.license:
+            models = [m for m in models if args.license.lower() in m.license.lower()]
+        rows = [{
+            "key": m.key, "name": m.display_name, "hf_id": m.hf_id or "(api only)",
+            "params_b": m.parameters_b, "size_gb": m.size_gb, "license": m.license,
+            "category": m.category, "tp": m.tensor_parallel_size, "gated": m.gated,
+            "quantization": m.quantization.value, "priority": m.priority.value,
+        } for m in models]
+        if args.format == "json":
+            rows = [_plain(m) for m in models]
+        _emit(rows, ["key", "name", "hf_id", "params_b", "license", "category", "tp", "gated",
+                     "quantization"], args.format, f"{len(rows)} models")
+    elif what == "datasets":
+        dsets = list(reg.datasets.values())
+        if args.category:
+            cat = reg.category(args.category)
+            keep = set(cat.datasets.primary) | set(cat.datasets.secondary)
+            dsets = [d for d in dsets if d.key in keep]
+        if args.license:
+            dsets = [d for d in dsets if args.license.lower() in d.license.lower()]
+        rows = [{
+            "key": d.key, "hub_path": d.hub_path, "task_type": d.task_type.value,
+            "samples": d.samples, "status": d.status.value, "main_metric": d.main_metric,
+            "license": d.license, "offline": "yes" if d.offline_slice else "",
+        } for d in dsets]
+        if args.format == "json":
+            rows = [_plain(d) for d in dsets]
+        _emit(rows, ["key", "hub_path", "task_type", "samples", "status", "main_metric", "license",
+                     "offline"], args.format, f"{len(rows)} datasets")
+    else:
+        cats = list(reg.categories.values())
+        rows = [{
+            "key": c.key, "name": c.display_name, "group": c.group, "models": len(c.models),
+            "baselines": ", ".join(c.baselines), "primary": ", ".join(c.datasets.primary),
+            "aliases": ", ".join(c.aliases),
+        } for c in cats]
+        if args.format == "json":
+            rows = [_plain(c) for c in cats]
+        _emit(rows, ["key", "name", "group", "models", "baselines", "primary", "aliases"], args.format,
+              f"{len(rows)} categories")
+    return 0
+
+
+def cmd_show(reg: Registry, args: argparse.Namespace) -> int:
+    obj = {"model": reg.model, "dataset": reg.dataset, "category": reg.category}[args.what](args.name)
+    data = _plain(obj)
+    if args.what == "model":
+        data["can_generate"] = obj.can_generate
+        data["member_of"] = reg.categories_of(obj.key)
+    if args.format == "json":
+        print(json.dumps(data, indent=2, default=str))
+        return 0
+    table = Table(title=f"{args.what} {obj.key}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for k, v in data.items():
+        table.add_row(k, json.dumps(v) if isinstance(v, (dict, list)) else str(v))
+    out.print(table)
+    return 0
+
+
+def mapping_rows(reg: Registry) -> list[dict[str, Any]]:
+    rows = []
+    for c in reg.categories.values():
+        for tier in ("primary", "secondary"):
+            for dk in getattr(c.datasets, tier):
+                d = reg.datasets[dk]
+                rows.append({
+                    "category": c.key, "dataset": dk, "tier": tier, "samples": d.samples,
+                    "status": d.status.value, "models": ", ".join(c.models),
+                    "baselines": ", ".join(c.baselines),
+                })
+    return rows
+
+
+def cmd_mapping(reg: Registry, args: argparse.Namespace) -> int:
+    if args.format == "json":
+        print(json.dumps(mapping_rows(reg), indent=2))
+        return 0
+    from rich.tree import Tree
+
+    tree = Tree("[bold]category -> models -> datasets[/bold]")
+    for c in reg.categories.values():
+        ready = [d for d in c.datasets.primary + c.datasets.secondary if reg.datasets[d].status.value == "ready"]
+        node = tree.add(f"[bold]{c.key}[/bold] ({c.display_name}; {len(c.models)} models, "
+                        f"{len(ready)} ready datasets)")
+        node.add("models: " + ", ".join(c.models))
+        if c.baselines:
+            node.add("baselines: " + ", ".join(c.baselines))
+        for tier in ("primary", "secondary"):
+            names = getattr(c.datasets, tier)
+            if not names:
+                continue
+            t = node.add(tier)
+            total = 0
+            for dk in names:
+                d = reg.datasets[dk]
+                mark = "[green]ready[/green]" if d.status.value == "ready" else "[yellow]planned[/yellow]"
+                t.add(f"{dk}: {d.samples:,} samples, {mark}")
+                total += d.samples
+            t.label = f"{tier} ({total:,} samples)"
+    out.print(tree)
+    return 0
+
+
+def cmd_validate(reg: Registry, args: argparse.Namespace) -> int:
+    from specbench.registry import check_scorers
+    from specbench.scoring import METRICS
+
+    check_scorers(reg, METRICS)
+    out.print(f"[green]ok[/green]: {len(reg.models)} models, {len(reg.datasets)} datasets, "
+              f"{len(reg.categories)} categories, {len(reg.presets)} presets in {reg.root}")
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="specbench", description=__doc__.splitlines()[0])
+    p.add_argument("--conf", help="conf/ directory (default: ./conf, or $SPECBENCH_CONF)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    lp = sub.add_parser("list", help="list models, datasets or categories")
+    lp.add_argument("what", choices=["models", "datasets", "categories"])
+    lp.add_argument("--category", help="only members of this category")
+    lp.add_argument("--baselines", action="store_true", help="with --category: include its baselines")
+    lp.add_argument("--size", help="parameters in billions: 7, <=8, >30, 3-8")
+    lp.add_argument("--license", help="substring of the licence, e.g. apache")
+    lp.add_argument("--format", choices=["table", "json"], default="table")
+    lp.set_defaults(func=cmd_list)
+
+    sp = sub.add_parser("show", help="show one model, dataset or category")
+    sp.add_argument("what", choices=["model", "dataset", "category"])
+    sp.add_argument("name")
+    sp.add_argument("--format", choices=["table", "json"], default="table")
+    sp.set_defaults(func=cmd_show)
+
+    mp = sub.add_parser("mapping", help="category -> models -> datasets, with sample counts")
+    mp.add_argument("--format", choices=["table", "json"], default="table")
+    mp.set_defaults(func=cmd_mapping)
+
+    vp = sub.add_parser("validate", help="validate every file under conf/")
+    vp.set_defaults(func=cmd_validate)
+
+    _add_eval_commands(sub)
+    return p
+
+
+def _samples(text: str) -> int | None:
+    """--samples N (N >= 1), or 0/all for every item."""
+    if text in ("0", "all", ""):
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got '{text}'")
+    return n
+
+
+def cmd_evaluate(reg: Registry, args: argparse.Namespace) -> int:
+    from specbench import runner, tracking
+
+    try:
+        plan = runner.plan_cell(reg, args.model, args.dataset, preset=args.preset, engine=args.engine,
+                                samples=args.samples, seed=args.seed)
+    except runner.CellUnavailable as exc:
+        raise UsageError(f"cannot evaluate {args.model}@{args.dataset}: {exc}") from None
+    uri = tracking.setup(args.experiment)
+    result = runner.run_cell(plan)
+    _print_metrics(f"{plan.model.key}@{plan.dataset.key}", result.metrics, plan.dataset.main_metric)
+    out.print(f"run {result.run_id} {result.status} in {uri}")
+    if result.status != "FINISHED":
+        err.print(f"[red]error[/red]: {result.error}", highlight=False)
+        return 1
+    return 0
+
+
+def _print_metrics(title: str, metrics: dict[str, float], main: str | None = None) -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k in sorted(metrics, key=lambda k: (k != main, k.endswith("_stderr"), k)):
+        table.add_row(f"[bold]{k}[/bold]" if k == main else k, f"{metrics[k]:.4g}")
+    out.print(table)
+
+
+def cmd_score(reg: Registry, args: argparse.Namespace) -> int:
+    from specbench import rescore
+
+    try:
+        report, n = rescore.rescore(reg, args.dataset, args.predictions, log=args.log,
+                                    experiment=args.experiment)
+    except rescore.PredictionsError as exc:
+        raise UsageError(str(exc)) from None
+    if args.format == "json":
+        print(json.dumps(report.metrics, indent=2))
+    else:
+        _print_metrics(f"{args.dataset}: {n} predictions", report.metrics, reg.dataset(args.dataset).main_metric)
+    return 0
+
+
+def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
+    ep = sub.add_parser("evaluate", help="evaluate one model on one dataset as one MLflow run")
+    ep.add_argument("--model", required=True)
+    ep.add_argument("--dataset", required=True)
+    ep.add_argument("--samples", type=_samples, default=None, help="first N items (default: all)")
+    ep.add_argument("--preset", default=None, help="engine preset (default: the model's)")
+    ep.add_argument("--engine", choices=["vllm", "transformers", "openai"], default="vllm")
+    ep.add_argument("--seed", type=int, default=0)
+    ep.add_argument("--experiment", default=None, help="MLflow experiment (default: specbench)")
+    ep.set_defaults(func=cmd_evaluate)
+
+    sp = sub.add_parser("score", help="re-score saved outputs without a model")
+    sp.add_argument("--dataset", required=True)
+    sp.add_argument("--predictions", required=True, help="JSONL of {id, output} or a run's samples.json")
+    sp.add_argument("--log", action="store_true", help="record the scores as an MLflow run")
+    sp.add_argument("--experiment", default=None)
+    sp.add_argument("--format", choices=["table", "json"], default="table")
+    sp.set_defaults(func=cmd_score)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        reg = load_registry(args.conf)
+        return int(args.func(reg, args) or 0)
+    except (RegistryError, UsageError) as exc:
+        err.print(f"[red]error[/red]: {exc}", highlight=False, soft_wrap=True)
+        return USAGE_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

