@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from tests.conftest import CONF, ROOT, SEEDS
 
 from specbench.cli import main
-from tests.conftest import CONF, ROOT, SEEDS
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -276,7 +276,73 @@ def cmd_score(reg: Registry, args: argparse.Namespace) -> int:
     return 0
 
 
+def _csv(text: str) -> list[str] | None:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    return names or None
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got '{text}'")
+
+
+def cmd_run_category(reg: Registry, args: argparse.Namespace) -> int:
+    from specbench import plan as planning
+    from specbench import runner, tracking
+
+    cplan = planning.plan_category(reg, args.name, preset=args.preset, engine=args.engine, samples=args.samples,
+                                   seed=args.seed, models=args.models, datasets=args.datasets,
+                                   baselines=args.baselines, secondary=args.secondary,
+                                   resolve_weights=not args.dry_run)
+    _print_plan(cplan)
+    if args.dry_run:
+        return 0
+    uri = tracking.setup(args.experiment)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err) as progress:
+        task = progress.add_task(f"{cplan.category}: cells", total=len(cplan.runnable))
+        result = runner.run_category(cplan, use_cache=not args.no_cache,
+                                     on_cell=lambda row: progress.update(
+                                         task, advance=1, description=f"{row['cell']}: {row['status']}"))
+    _emit(result.rows, ["cell", "role", "status", "main_metric", "value", "output_tokens_per_s", "peak_rss_mb",
+                        "run_id", "note"], "table", f"category {cplan.category} (parent run {result.parent_run_id})")
+    out.print(f"open the runs: {tracking.ui_command()}  (store {uri})")
+    return result.exit_code
+
+
+def _print_plan(cplan) -> None:
+    rows = [{"cell": c.name, "role": c.role, "gpus": c.needs["gpus"], "tp": c.needs["tensor_parallel"],
+             "weights_gb": c.needs["weights_gb"], "mem/gpu_gb": c.needs["memory_per_gpu_gb"],
+             "status": "runnable" if c.reason is None else f"skip: {c.reason}"} for c in cplan.cells]
+    _emit(rows, ["cell", "role", "gpus", "tp", "weights_gb", "mem/gpu_gb", "status"], "table",
+          f"plan {cplan.category}: {len(cplan.runnable)} runnable, {len(cplan.skipped)} skipped "
+          f"(digest {cplan.digest()})")
+
+
 def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
+    rp = sub.add_parser("run", help="run a whole category: its models and baselines x its datasets")
+    rsub = rp.add_subparsers(dest="what", required=True)
+    cp = rsub.add_parser("category", help="one parent MLflow run, one child run per cell")
+    cp.add_argument("name")
+    cp.add_argument("--preset", default=None)
+    cp.add_argument("--samples", type=_samples, default=None, help="first N items of each dataset")
+    cp.add_argument("--engine", choices=["vllm", "transformers", "openai"], default="vllm")
+    cp.add_argument("--seed", type=int, default=0)
+    cp.add_argument("--models", type=_csv, default=None, help="comma-separated subset of the category's models")
+    cp.add_argument("--datasets", type=_csv, default=None, help="comma-separated subset of its datasets")
+    cp.add_argument("--baselines", type=_bool, default=True, help="include generalist baselines (default true)")
+    cp.add_argument("--secondary", type=_bool, default=False, help="include secondary datasets")
+    cp.add_argument("--dry-run", type=_bool, nargs="?", const=True, default=False,
+                    help="print the plan and what each cell needs; load nothing")
+    cp.add_argument("--no-cache", action="store_true", help="do not reuse cached generations")
+    cp.add_argument("--experiment", default=None)
+    cp.set_defaults(func=cmd_run_category)
+
     ep = sub.add_parser("evaluate", help="evaluate one model on one dataset as one MLflow run")
     ep.add_argument("--model", required=True)
     ep.add_argument("--dataset", required=True)

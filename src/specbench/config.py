@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, is_dataclass
 from enum import Enum
-from typing import Any, Optional
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -104,7 +104,7 @@ class ModelConfig:
 
     key: str
     display_name: str
-    hf_id: Optional[str]  # Hugging Face repo id; None only for api_only models
+    hf_id: str | None  # Hugging Face repo id; None only for api_only models
     parameters_b: float  # total parameters, billions
     size_gb: float  # weights on disk at the declared dtype/quantization
     license: str
@@ -114,8 +114,8 @@ class ModelConfig:
     subcategory: str
     revision: str = "main"
     api_only: bool = False
-    active_parameters_b: Optional[float] = None  # MoE: parameters used per token
-    num_attention_heads: Optional[int] = None  # tensor parallelism must divide it
+    active_parameters_b: float | None = None  # MoE: parameters used per token
+    num_attention_heads: int | None = None  # tensor parallelism must divide it
     dtype: DType = DType.auto
     quantization: Quantization = Quantization.none
     tensor_parallel_size: int = 1
@@ -130,8 +130,8 @@ class ModelConfig:
     priority: Priority = Priority.medium
     use_cases: list[str] = field(default_factory=list)
     notes: str = ""
-    parent: Optional[str] = None  # derived models (e.g. AWQ) name their source model
-    offline: Optional[OfflineSource] = None
+    parent: str | None = None  # derived models (e.g. AWQ) name their source model
+    offline: OfflineSource | None = None
 
     @property
     def can_generate(self) -> bool:
@@ -178,14 +178,14 @@ class PromptConfig:
     template: str  # doc -> prompt text (Jinja2 over the normalized item's fields)
     target: str = "{{ target }}"  # doc -> few-shot answer text
     fewshot: int = 0
-    fewshot_split: Optional[str] = None  # where few-shot examples come from
+    fewshot_split: str | None = None  # where few-shot examples come from
     fewshot_seed: int = 1234
     fewshot_delimiter: str = "\n\n"
     target_delimiter: str = " "
-    choice_template: Optional[str] = None  # multiple choice: text of each continuation
+    choice_template: str | None = None  # multiple choice: text of each continuation
     max_new_tokens: int = 256
     stop: list[str] = field(default_factory=list)
-    system: Optional[str] = None
+    system: str | None = None
 
     def __post_init__(self) -> None:
         _check(self.fewshot >= 0, "prompt.fewshot", f"must be >= 0, got {self.fewshot}")
@@ -209,11 +209,11 @@ class DatasetConfig:
     samples: int  # items in the evaluation split
     status: Status = Status.ready
     planned_reason: str = ""
-    hub_config: Optional[str] = None
+    hub_config: str | None = None
     revision: str = "main"
-    adapter: Optional[str] = None  # normalizer in specbench.data (defaults to key)
-    offline_slice: Optional[str] = None  # file shipped in specbench/slices/
-    prompt: Optional[PromptConfig] = None
+    adapter: str | None = None  # normalizer in specbench.data (defaults to key)
+    offline_slice: str | None = None  # file shipped in specbench/slices/
+    prompt: PromptConfig | None = None
     tags: list[str] = field(default_factory=list)
     notes: str = ""
 
@@ -258,11 +258,11 @@ class PresetConfig:
 
     gpu_memory_utilization: float
     description: str = ""
-    max_num_seqs: Optional[int] = None  # None: the model's evaluation_batch_size
-    max_num_batched_tokens: Optional[int] = None
+    max_num_seqs: int | None = None  # None: the model's evaluation_batch_size
+    max_num_batched_tokens: int | None = None
     enable_prefix_caching: bool = True
     enforce_eager: bool = False
-    kv_cache_space_gb: Optional[float] = None  # vLLM CPU backend's KV-cache size
+    kv_cache_space_gb: float | None = None  # vLLM CPU backend's KV-cache size
     provenance: dict[str, str] = field(default_factory=dict)  # tuned presets: study, trial...
 
     def __post_init__(self) -> None:

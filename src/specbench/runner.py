@@ -16,56 +16,10 @@ from typing import Any
 import mlflow
 
 from specbench import data, scoring, tracking
-from specbench.config import to_plain as _plain
-from specbench.config import DatasetConfig, ModelConfig, PresetConfig, Status, TaskType
-from specbench.engines import Engine, GenParams, PeakRSS, make_engine, planned_params
-from specbench.registry import Registry, RegistryError
+from specbench.engines import Engine, PeakRSS, make_engine
+from specbench.plan import CellPlan, CellUnavailable, plan_cell
+from specbench.registry import Registry
 from specbench.types import ChoiceScores, Item, ScoreReport
-from specbench.weights import ModelUnavailable, ResolvedModel, gpu_count, resolve
-
-GENERATIVE = {TaskType.generate, TaskType.code_exec, TaskType.open_qa}
-
-
-class CellUnavailable(RuntimeError):
-    """The cell cannot run here (planned dataset, unrunnable model); one line of reason."""
-
-
-@dataclass
-class CellPlan:
-    """Everything a cell will do, decided before any engine starts."""
-
-    model: ModelConfig
-    dataset: DatasetConfig
-    preset_name: str
-    preset: PresetConfig
-    engine: str
-    resolved: ResolvedModel
-    engine_params: dict[str, Any]
-    gen: GenParams
-    samples: int | None
-    seed: int
-    category: str | None
-    role: str
-
-    @property
-    def loglik(self) -> bool:
-        """Multiple-choice style datasets are scored by log-likelihood, never generated."""
-        return self.dataset.task_type not in GENERATIVE and any(
-            s.startswith("mc_") for s in self.dataset.scorers)
-
-    @property
-    def chat(self) -> bool:
-        return self.model.instruct and not self.loglik
-
-    def config(self) -> dict[str, Any]:
-        """The resolved configuration; its hash identifies the experiment (paths excluded)."""
-        engine = {k: v for k, v in self.engine_params.items() if k not in ("model", "tokenizer")}
-        return {
-            "model": _plain(self.model), "model_revision": self.resolved.revision,
-            "dataset": _plain(self.dataset), "preset": {"name": self.preset_name, **_plain(self.preset)},
-            "engine": {"kind": self.engine, **engine}, "sampling": self.gen.as_dict(),
-            "samples": self.samples, "seed": self.seed, "chat": self.chat,
-        }
 
 
 @dataclass
@@ -76,36 +30,6 @@ class CellResult:
     error: str | None = None
     report: ScoreReport | None = None
     outputs: list[Any] = field(default_factory=list)
-
-
-def plan_cell(reg: Registry, model_key: str, dataset_key: str, *, preset: str | None = None,
-              engine: str = "vllm", samples: int | None = None, seed: int = 0,
-              category: str | None = None) -> CellPlan:
-    """Resolve names, weights and engine arguments; raise CellUnavailable with the reason."""
-    model = reg.model(model_key)
-    dataset = reg.dataset(dataset_key)
-    preset_name = preset or model.preset
-    preset_cfg = reg.preset(preset_name)
-    if dataset.status != Status.ready:
-        raise CellUnavailable(f"dataset {dataset.key} is planned: {dataset.planned_reason}")
-    if engine != "openai":
-        try:
-            resolved = resolve(model)
-        except ModelUnavailable as exc:
-            raise CellUnavailable(str(exc)) from None
-    else:
-        resolved = ResolvedModel(path=model.hf_id or model.key, revision=model.revision, source="remote")
-    prompt = dataset.prompt
-    assert prompt is not None
-    gen = GenParams(max_new_tokens=prompt.max_new_tokens, stop=tuple(prompt.stop), seed=seed)
-    if category is None:
-        cats = reg.categories_of(model.key)
-        category = cats[0] if cats else model.category
-    return CellPlan(
-        model=model, dataset=dataset, preset_name=preset_name, preset=preset_cfg, engine=engine,
-        resolved=resolved, engine_params=planned_params(engine, model, preset_cfg, resolved, seed),
-        gen=gen, samples=samples, seed=seed, category=category, role=reg.role(model.key, category),
-    )
 
 
 def _answer(plan: CellPlan, engine: Engine, items: list[Item], prompts: list[str]) -> tuple[list[Any], dict]:
@@ -127,14 +51,16 @@ def _answer(plan: CellPlan, engine: Engine, items: list[Item], prompts: list[str
     prompt_cfg = plan.dataset.prompt
     gen = engine.generate(prompts, plan.gen, chat=plan.chat, system=prompt_cfg.system if prompt_cfg else None)
     wall = gen.wall_s or (time.perf_counter() - t0)
-    figures = {
-        "generation_s": wall,
-        "output_tokens": gen.output_tokens,
-        "prompt_tokens": gen.prompt_tokens,
-        "output_tokens_per_s": gen.output_tokens / wall if wall else None,
-        "total_tokens_per_s": (gen.output_tokens + gen.prompt_tokens) / wall if wall else None,
-        "requests_per_s": len(prompts) / wall if wall else None,
-    }
+    generated = len(prompts) - gen.cached
+    figures: dict[str, float | None] = {"generation_s": wall, "cached_prompts": gen.cached}
+    if generated:  # throughput only from what the engine really generated
+        figures.update({
+            "output_tokens": gen.output_tokens,
+            "prompt_tokens": gen.prompt_tokens,
+            "output_tokens_per_s": gen.output_tokens / wall if wall else None,
+            "total_tokens_per_s": (gen.output_tokens + gen.prompt_tokens) / wall if wall else None,
+            "requests_per_s": generated / wall if wall else None,
+        })
     if gen.latencies_s:
         figures["latency_mean_s"] = sum(gen.latencies_s) / len(gen.latencies_s)
     return gen.texts, figures
@@ -156,7 +82,7 @@ def _sample_rows(items: list[Item], prompts: list[str], outputs: list[Any], repo
 
 
 def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str | None = None,
-             run_name: str | None = None, extra_tags: dict[str, str] | None = None) -> CellResult:
+             run_id: str | None = None, extra_tags: dict[str, str] | None = None) -> CellResult:
     """Evaluate one cell inside one MLflow run.  A failure ends the run FAILED with the
     error recorded and is returned, never raised, so a caller's other cells go on."""
     cfg = plan.config()
@@ -166,10 +92,13 @@ def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str
         "git_commit": tracking.git_commit(), "config_hash": tracking.config_hash(cfg),
         "model_source": plan.resolved.source, **(extra_tags or {}),
     }
-    run = mlflow.start_run(run_name=run_name or f"{plan.model.key}@{plan.dataset.key}", tags=tags,
-                           nested=parent_run_id is not None, parent_run_id=parent_run_id,
-                           log_system_metrics=True)
+    # run_id: resume the run an interrupted invocation left behind (one child run per cell).
+    run = mlflow.start_run(run_id=run_id, run_name=None if run_id else plan.name,
+                           tags=tags, nested=parent_run_id is not None,
+                           parent_run_id=None if run_id else parent_run_id, log_system_metrics=True)
     owns_engine = engine is None
+    started_before = owns_engine is False and getattr(engine, "started", True)
+    hits_before = getattr(engine, "hits", 0)
     try:
         params = {
             **tracking.flatten(plan.engine, plan.engine_params),
@@ -203,12 +132,19 @@ def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str
 
         metrics = {**report.metrics, **figures, "scoring_s": scoring_s, "n_samples": len(loaded.items),
                    "peak_rss_mb": rss.peak_mb, **engine.memory()}
-        if owns_engine:
-            metrics["model_load_s"] = engine.load_s
+        if owns_engine or (not started_before and getattr(engine, "started", False)):
+            metrics["model_load_s"] = engine.load_s  # this cell paid for the engine start
+        if hasattr(engine, "hits"):
+            metrics["cache_hits"] = engine.hits - hits_before
         metrics = tracking.clean_metrics(metrics)
         mlflow.log_metrics(metrics)
         tracking.log_samples(_sample_rows(loaded.items, prompts, outputs, report))
         mlflow.set_tag("main_metric", plan.dataset.main_metric)
+        if run_id:  # a resumed run that failed before: its old error no longer applies
+            client = mlflow.MlflowClient()
+            for tag in ("error", "error_type"):
+                if tag in run.data.tags:
+                    client.delete_tag(run.info.run_id, tag)
         mlflow.end_run("FINISHED")
         return CellResult(run.info.run_id, "FINISHED", metrics, report=report, outputs=outputs)
     except BaseException as exc:  # record, then decide: KeyboardInterrupt still propagates
@@ -231,5 +167,111 @@ def evaluate(reg: Registry, model: str, dataset: str, **kw: Any) -> CellResult:
     return run_cell(plan)
 
 
-__all__ = ["CellPlan", "CellResult", "CellUnavailable", "RegistryError", "evaluate", "gpu_count",
-           "plan_cell", "run_cell"]
+__all__ = ["CellPlan", "CellResult", "CellUnavailable", "evaluate", "plan_cell", "run_cell"]
+
+
+# -- categories -----------------------------------------------------------------------------
+
+KIND_TAG = "specbench.kind"
+
+
+@dataclass
+class CategoryResult:
+    parent_run_id: str
+    rows: list[dict[str, Any]]  # one per cell: cell, status, main metric, tokens/s, memory, run id
+    exit_code: int  # 0 when every runnable cell finished
+
+
+def _existing_runs(digest: str) -> tuple[str | None, dict[str, Any]]:
+    """The parent run of an earlier identical invocation and its children by config hash."""
+    client = mlflow.MlflowClient()
+    exp_id = mlflow.tracking.fluent._get_experiment_id()
+    parents = client.search_runs([exp_id], f"tags.`{KIND_TAG}` = 'category' and tags.plan_digest = '{digest}'",
+                                 order_by=["attributes.start_time DESC"], max_results=1)
+    if not parents:
+        return None, {}
+    parent = parents[0].info.run_id
+    children: dict[str, Any] = {}
+    for run in client.search_runs([exp_id], f"tags.`mlflow.parentRunId` = '{parent}'", max_results=10000):
+        h = run.data.tags.get("config_hash")
+        # Keep the best run per config: FINISHED beats anything else.
+        if h and (h not in children or run.info.status == "FINISHED"):
+            children[h] = run
+    return parent, children
+
+
+def _row(cell: Any, status: str, run_id: str = "", metrics: dict[str, float] | None = None,
+         main: str | None = None, note: str = "") -> dict[str, Any]:
+    metrics = metrics or {}
+    return {"cell": cell.name, "role": cell.role, "status": status,
+            "main_metric": main or "", "value": metrics.get(main) if main else None,
+            "output_tokens_per_s": metrics.get("output_tokens_per_s"), "peak_rss_mb": metrics.get("peak_rss_mb"),
+            "run_id": run_id, "note": note}
+
+
+def run_category(cplan: Any, *, use_cache: bool = True, on_cell: Any = None) -> CategoryResult:
+    """Run every runnable cell of a category plan under one parent run.
+
+    Each model's engine starts once (lazily: a fully cached model never loads) and serves
+    all its datasets; it is closed before the next model.  A re-run of the same invocation
+    resumes: FINISHED cells with the same config hash are kept, interrupted or failed ones
+    are redone in their own run, so no cell ever has two child runs.
+    """
+    from specbench.cache import CachingEngine, GenerationCache, cache_scope
+
+    digest = cplan.digest()
+    parent_id, children = _existing_runs(digest)
+    tags = {KIND_TAG: "category", "category": cplan.category, "plan_digest": digest,
+            "git_commit": tracking.git_commit()}
+    parent = mlflow.start_run(run_id=parent_id, run_name=None if parent_id else f"category:{cplan.category}",
+                              tags=tags)
+    if not parent_id:
+        mlflow.log_params({f"option.{k}": v for k, v in cplan.options.items()} | {"category": cplan.category})
+    mlflow.log_dict({"cells": [{"cell": c.name, "role": c.role, "needs": c.needs, "skip_reason": c.reason}
+                               for c in cplan.cells]}, "plan.json")
+    cache = GenerationCache() if use_cache else None
+    rows: list[dict[str, Any]] = []
+    counts = {"finished": 0, "failed": 0, "skipped": 0, "resumed": 0}
+    try:
+        for cell in cplan.skipped:
+            rows.append(_row(cell, "skipped", note=cell.reason or ""))
+            counts["skipped"] += 1
+        by_model: dict[str, list[Any]] = {}
+        for cell in cplan.runnable:
+            by_model.setdefault(cell.model, []).append(cell)
+        for cells in by_model.values():
+            first = cells[0].plan
+            engine = CachingEngine(lambda p=first: make_engine(p.engine, p.engine_params), cache,
+                                   cache_scope(first), first.engine)
+            try:
+                for cell in cells:
+                    h = tracking.config_hash(cell.plan.config())
+                    old = children.get(h)
+                    main = cell.plan.dataset.main_metric
+                    if old is not None and old.info.status == "FINISHED":
+                        rows.append(_row(cell, "finished", old.info.run_id, old.data.metrics, main, "resumed"))
+                        counts["resumed"] += 1
+                        counts["finished"] += 1
+                    else:
+                        res = run_cell(cell.plan, engine=engine, parent_run_id=parent.info.run_id,
+                                       run_id=old.info.run_id if old is not None else None)
+                        status = "finished" if res.status == "FINISHED" else "failed"
+                        counts[status] += 1
+                        rows.append(_row(cell, status, res.run_id, res.metrics, main, res.error or ""))
+                    if on_cell:
+                        on_cell(rows[-1])
+            finally:
+                engine.close()  # memory back before the next model
+        ok = counts["failed"] == 0
+        mlflow.log_metrics({f"cells_{k}": float(v) for k, v in counts.items()}
+                           | {"cells_total": float(len(cplan.cells))})
+        tracking.log_samples(rows, artifact_file="cells.json")
+        mlflow.set_tag("exit_code", "0" if ok else "1")
+        mlflow.end_run("FINISHED" if ok else "FAILED")
+        return CategoryResult(parent.info.run_id, rows, 0 if ok else 1)
+    except BaseException:
+        mlflow.end_run("KILLED")
+        raise
+    finally:
+        if cache is not None:
+            cache.close()

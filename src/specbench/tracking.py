@@ -100,12 +100,12 @@ def log_dataset_input(hf_dataset: Any, name: str, source: str, digest: str) -> N
     mlflow.log_input(ds, context="evaluation")
 
 
-def log_samples(rows: list[dict[str, Any]]) -> None:
-    """Per-sample table (prompt, output, extracted, reference, scores) as an MLflow table."""
+def log_samples(rows: list[dict[str, Any]], artifact_file: str = SAMPLES_TABLE) -> None:
+    """A list of records (per-sample: prompt, output, extracted, reference, scores) as an MLflow table."""
     if not rows:
         return
     columns = list(rows[0].keys())
-    mlflow.log_table(data={c: [r.get(c) for r in rows] for c in columns}, artifact_file=SAMPLES_TABLE)
+    mlflow.log_table(data={c: [r.get(c) for r in rows] for c in columns}, artifact_file=artifact_file)
 
 
 def read_table(path: str | Path) -> list[dict[str, Any]]:

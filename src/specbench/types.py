@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 
 @dataclass
@@ -13,10 +13,10 @@ class Item:
     id: str
     doc: dict[str, Any]  # the fields the Jinja2 prompt templates see
     reference: str  # gold answer text (for multiple choice: the gold choice's text)
-    choices: Optional[list[str]] = None  # multiple choice continuations
-    gold: Optional[int] = None  # index of the right choice
-    test: Optional[str] = None  # code_exec: test code run after the program
-    entry_point: Optional[str] = None  # code_exec: function the tests call
+    choices: list[str] | None = None  # multiple choice continuations
+    gold: int | None = None  # index of the right choice
+    test: str | None = None  # code_exec: test code run after the program
+    entry_point: str | None = None  # code_exec: function the tests call
 
 
 @dataclass

@@ -42,6 +42,7 @@ class Generation:
     output_tokens: int
     wall_s: float
     latencies_s: list[float] = field(default_factory=list)  # per request, where known
+    cached: int = 0  # prompts answered from the generation cache (no tokens counted for them)
 
 
 @dataclass

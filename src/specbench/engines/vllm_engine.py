@@ -61,9 +61,8 @@ class VLLMEngine(Engine):
 
     def __init__(self, args: dict[str, Any]) -> None:
         super().__init__()
-        from vllm import LLM
-
         import vllm
+        from vllm import LLM
 
         t0 = time.perf_counter()
         self.llm = LLM(**args, disable_log_stats=True)

@@ -115,6 +115,13 @@ def score(dataset: DatasetConfig, items: list[Item], outputs: Outputs,
     if unknown:
         raise ValueError(f"dataset '{dataset.key}': unknown scorer(s) {', '.join(map(repr, unknown))}; "
                          f"valid: {', '.join(sorted(SCORERS))}")
+    seen: dict[str, str] = {}
+    for name in dataset.scorers:
+        for m in METRICS[name]:
+            if m in seen and seen[m] != name:
+                raise ValueError(f"dataset '{dataset.key}': scorers '{seen[m]}' and '{name}' both produce "
+                                 f"'{m}'; list only one of them")
+            seen[m] = name
     if len(items) != len(outputs):
         raise ValueError(f"dataset '{dataset.key}': {len(items)} items but {len(outputs)} outputs")
     if not items:
@@ -126,10 +133,6 @@ def score(dataset: DatasetConfig, items: list[Item], outputs: Outputs,
     for name in dataset.scorers:
         results = SCORERS[name](items, list(outputs), limits, dataset_key=dataset.key)
         for i, (ext, scores, detail) in enumerate(results):
-            clash = set(scores) & set(per_item[i])
-            if clash:
-                raise ValueError(f"dataset '{dataset.key}': scorers {dataset.scorers} both produce "
-                                 f"{sorted(clash)}; list only one of them")
             per_item[i].update(scores)
             extracted[i][name] = ext
             details[i].update(detail)

@@ -109,7 +109,7 @@ def mc_acc_norm(item: Item, scores: ChoiceScores):
 # --- PubMedQA, generative (specbench addition; lm-eval's pubmedqa is multiple choice) ------
 _YNM = re.compile(r"\b(yes|no|maybe)\b", re.IGNORECASE)
 # an explicit answer marker ("Answer: yes", "the answer is **no**") wins over a stray word
-_YNM_MARKED = re.compile(r"\banswer\b\W{0,3}(?:is\W{0,3})?(yes|no|maybe)\b", re.IGNORECASE)
+_YNM_MARKED = re.compile(r"\banswer\b\W{0,5}(?:is\W{0,5})?(yes|no|maybe)\b", re.IGNORECASE)
 
 
 def yes_no_maybe(item: Item, output: str):

