@@ -104,7 +104,7 @@ def _mmlu(split: str, per_subject: int | None) -> Callable[[Path], list[str]]:
             for row in rows[:per_subject] if per_subject else rows:
                 if len(row) != len(MMLU_COLUMNS):
                     raise SliceError(f"{path}: expected {len(MMLU_COLUMNS)} columns, got {len(row)}")
-                out.append(_dump({"subject": subject, **dict(zip(MMLU_COLUMNS, row))}))
+                out.append(_dump({"subject": subject, **dict(zip(MMLU_COLUMNS, row, strict=True))}))
         return out
 
     return build

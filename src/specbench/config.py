@@ -131,6 +131,9 @@ class ModelConfig:
     use_cases: list[str] = field(default_factory=list)
     notes: str = ""
     parent: str | None = None  # derived models (e.g. AWQ) name their source model
+    # conf/quantization/<recipe>.yaml: `specbench quantize` makes this model from its parent,
+    # and the file inherits every fact it does not state from the parent's file.
+    recipe: str | None = None
     offline: OfflineSource | None = None
 
     @property
@@ -166,6 +169,10 @@ class ModelConfig:
             )
         _check(self.api_only or bool(self.hf_id), "hf_id",
                "a Hugging Face repo id is required unless api_only is true")
+        if self.recipe is not None:
+            _check(self.parent is not None, "parent", "a model made by a quantization recipe needs its parent")
+            _check(self.quantization in (Quantization.awq, Quantization.awq_marlin), "quantization",
+                   f"a model made by an AWQ recipe runs as awq or awq_marlin, not {self.quantization.value}")
         if self.active_parameters_b is not None:
             _check(0 < self.active_parameters_b <= self.parameters_b, "active_parameters_b",
                    "must be > 0 and <= parameters_b")
@@ -181,6 +188,10 @@ class PromptConfig:
     fewshot_split: str | None = None  # where few-shot examples come from
     fewshot_seed: int = 1234
     fewshot_delimiter: str = "\n\n"
+    fewshot_sampler: str = "random"  # random (lm-eval's default) | first_n
+    fewshot_group: str | None = None  # draw few-shot examples from items with the same value of this field
+    fewshot_ids: list[str] = field(default_factory=list)  # a fixed pool of few-shot item ids, in order
+    description: str | None = None  # Jinja2 text prepended once before the few-shot examples (lm-eval)
     target_delimiter: str = " "
     choice_template: str | None = None  # multiple choice: text of each continuation
     max_new_tokens: int = 256
@@ -190,6 +201,8 @@ class PromptConfig:
     def __post_init__(self) -> None:
         _check(self.fewshot >= 0, "prompt.fewshot", f"must be >= 0, got {self.fewshot}")
         _check(self.max_new_tokens >= 1, "prompt.max_new_tokens", "must be >= 1")
+        _check(self.fewshot_sampler in ("random", "first_n"), "prompt.fewshot_sampler",
+               f"valid: random, first_n; got '{self.fewshot_sampler}'")
         _check(self.fewshot == 0 or self.fewshot_split is not None, "prompt.fewshot_split",
                "few-shot prompts need a fewshot_split to draw examples from")
 
@@ -274,3 +287,83 @@ class PresetConfig:
                "max_num_batched_tokens", "must be >= 1")
         _check(self.kv_cache_space_gb is None or self.kv_cache_space_gb > 0,
                "kv_cache_space_gb", "must be > 0")
+
+
+class AWQVersion(str, Enum):
+    """AutoAWQ's packing layouts; vLLM's AWQ kernels read GEMM."""
+
+    GEMM = "GEMM"
+    GEMV = "GEMV"
+
+
+@dataclass
+class CalibrationConfig:
+    """Where AWQ's activation statistics come from: a registry dataset's non-evaluation split."""
+
+    dataset: str  # registry dataset key
+    split: str = "train"  # must differ from the dataset's evaluation split (registry check)
+    blocks: int = 64  # token blocks of ``block_tokens`` fed to AutoAWQ
+    block_tokens: int = 128
+
+    def __post_init__(self) -> None:
+        _check(self.blocks >= 1, "calibration.blocks", f"must be >= 1, got {self.blocks}")
+        _check(self.block_tokens >= 16, "calibration.block_tokens", f"must be >= 16, got {self.block_tokens}")
+
+
+@dataclass
+class QuantizationSpec:
+    """One AWQ recipe (conf/quantization/<key>.yaml): what `specbench quantize` does to a parent."""
+
+    key: str
+    calibration: CalibrationConfig
+    method: str = "awq"
+    bits: int = 4
+    group_size: int = 128
+    zero_point: bool = True
+    version: AWQVersion = AWQVersion.GEMM
+    clip_search: bool = False  # AutoAWQ's apply_clip: ~6x slower on a CPU, often a little better
+    duo_scaling: bool = True
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        _check(self.method == "awq", "method", f"only 'awq' is implemented, got '{self.method}'")
+        # AutoAWQ 0.2.9 packs 4-bit, zero-point weights only (WQLinear_*.from_linear needs zeros).
+        _check(self.bits == 4, "bits", f"AutoAWQ packs 4-bit weights only, got {self.bits}")
+        _check(self.zero_point, "zero_point", "AutoAWQ packs zero-point (asymmetric) weights only")
+        _check(self.group_size in (32, 64, 128), "group_size",
+               f"must be 32, 64 or 128 (what AutoAWQ's GEMV and vLLM's awq_marlin accept), got {self.group_size}")
+
+    def digest(self) -> str:
+        """Identity of the recipe (notes excluded): a checkpoint made with another is stale."""
+        import hashlib
+        import json
+
+        body = {k: v for k, v in to_plain(self).items() if k != "notes"}
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class FrameworkTask:
+    """One row of the specialization framework's cross-category matrix (seed 000)."""
+
+    display_name: str
+    category: str  # the category whose primary datasets score the row, unless `datasets` says otherwise
+    models: dict[str, str]  # role (a column of the matrix) -> model key
+    datasets: list[str] = field(default_factory=list)
+    notes: str = ""
+
+
+@dataclass
+class FrameworkConfig:
+    """conf/framework.yaml: primary task x role (specialist, generalist, ...) -> model."""
+
+    roles: list[str]
+    tasks: dict[str, FrameworkTask]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check(len(self.roles) >= 1, "roles", "at least one role (a column of the matrix) is required")
+        for key, task in self.tasks.items():
+            for role in task.models:
+                _check(role in self.roles, f"tasks.{key}.models.{role}",
+                       f"unknown role '{role}'; valid: {', '.join(self.roles)}")

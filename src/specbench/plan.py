@@ -20,9 +20,19 @@ from specbench.config import DatasetConfig, ModelConfig, PresetConfig, Status, T
 from specbench.config import to_plain as _plain
 from specbench.engines import GenParams, planned_params
 from specbench.registry import Registry, RegistryError, suggest
-from specbench.weights import ModelUnavailable, ResolvedModel, gpu_count, hub_offline, resolve, runnable_reason
+from specbench.weights import (
+    SIMULATED_SOURCE,
+    ModelUnavailable,
+    ResolvedModel,
+    derived_manifest,
+    gpu_count,
+    hub_offline,
+    resolve,
+    runnable_reason,
+)
 
 GENERATIVE = {TaskType.generate, TaskType.code_exec, TaskType.open_qa}
+TUNED = "tuned"  # --preset tuned: the model's own tuned preset, written by `specbench sweep`
 
 
 class CellUnavailable(RuntimeError):
@@ -60,6 +70,21 @@ class CellPlan:
     def name(self) -> str:
         return f"{self.model.key}@{self.dataset.key}"
 
+    @property
+    def simulated_quantization(self) -> bool:
+        """AWQ weights unpacked to floats (no AWQ kernel here): accuracy is AWQ's, speed and memory are not."""
+        return self.resolved.source == SIMULATED_SOURCE
+
+    @property
+    def quantization_tags(self) -> dict[str, str]:
+        """Run tags that say how the weights were quantized and whom a derived model compares with."""
+        tags = {"quantization": "simulated" if self.simulated_quantization else self.model.quantization.value}
+        if self.simulated_quantization:
+            tags["perf_representative"] = "false"
+        if self.model.parent:
+            tags["parent"] = self.model.parent
+        return tags
+
     def config(self) -> dict[str, Any]:
         """The resolved configuration; its hash identifies the experiment (local paths excluded)."""
         engine = {k: v for k, v in self.engine_params.items() if k not in ("model", "tokenizer")}
@@ -77,8 +102,7 @@ def plan_cell(reg: Registry, model_key: str, dataset_key: str, *, preset: str | 
     """Resolve names, weights and engine arguments; raise CellUnavailable with the reason."""
     model = reg.model(model_key)
     dataset = reg.dataset(dataset_key)
-    preset_name = preset or model.preset
-    preset_cfg = reg.preset(preset_name)
+    preset_name, preset_cfg = resolve_preset(reg, model, preset)
     if dataset.status != Status.ready:
         raise CellUnavailable(f"dataset {dataset.key} is planned: {dataset.planned_reason}")
     if resolved is None and engine == "openai":
@@ -88,6 +112,9 @@ def plan_cell(reg: Registry, model_key: str, dataset_key: str, *, preset: str | 
             resolved = resolve(model)
         except ModelUnavailable as exc:
             raise CellUnavailable(str(exc)) from None
+    stale = stale_checkpoint(reg, model) if engine != "openai" else None
+    if stale:
+        raise CellUnavailable(stale)
     prompt = dataset.prompt
     assert prompt is not None  # ready datasets have one (schema check)
     gen = GenParams(max_new_tokens=prompt.max_new_tokens, stop=tuple(prompt.stop), seed=seed)
@@ -96,9 +123,45 @@ def plan_cell(reg: Registry, model_key: str, dataset_key: str, *, preset: str | 
         category = cats[0] if cats else model.category
     return CellPlan(
         model=model, dataset=dataset, preset_name=preset_name, preset=preset_cfg, engine=engine,
-        resolved=resolved, engine_params=planned_params(engine, model, preset_cfg, resolved, seed),
+        resolved=resolved, engine_params=_engine_params(engine, model, preset_cfg, resolved, seed),
         gen=gen, samples=samples, seed=seed, category=category, role=reg.role(model.key, category),
     )
+
+
+def _engine_params(engine: str, model: ModelConfig, preset: PresetConfig, resolved: ResolvedModel,
+                   seed: int) -> dict[str, Any]:
+    """The engine's arguments; unpacked AWQ weights are a plain float checkpoint, read in
+    float32 (which holds their float16 values exactly) and with no quantization method."""
+    params = planned_params(engine, model, preset, resolved, seed)
+    if resolved.source == SIMULATED_SOURCE:
+        params.pop("quantization", None)
+        params["dtype"] = "float32"
+    return params
+
+
+def stale_checkpoint(reg: Registry, model: ModelConfig) -> str | None:
+    """Why a derived model's checkpoint no longer matches its recipe in conf/ (None if it does)."""
+    manifest = derived_manifest(model) if model.recipe else None
+    if manifest is None or manifest.get("recipe_digest") == reg.quantization(model.recipe).digest():
+        return None
+    return (f"{model.key}: its checkpoint was made with another version of recipe {model.recipe}; "
+            f"run `specbench quantize --model {model.parent}` again")
+
+
+def tuned_preset_name(model_key: str) -> str:
+    return f"{TUNED}_{model_key}"
+
+
+def resolve_preset(reg: Registry, model: ModelConfig, preset: str | None) -> tuple[str, PresetConfig]:
+    """The preset a cell runs with: the named one, else the model's own; ``tuned`` means the
+    model's tuned preset (conf/presets/tuned_<model>.yaml), so one flag serves every model."""
+    name = preset or model.preset
+    if name == TUNED:
+        name = tuned_preset_name(model.key)
+        if name not in reg.presets:
+            raise RegistryError(f"no tuned preset for {model.key}: run `specbench sweep --model {model.key}` "
+                                f"first (it writes conf/presets/{name}.yaml)")
+    return name, reg.preset(name)
 
 
 # -- categories -----------------------------------------------------------------------------
@@ -185,9 +248,17 @@ def plan_category(reg: Registry, name: str, *, preset: str | None = None, engine
     cells: list[PlannedCell] = []
     for mk in model_keys:
         model = reg.model(mk)
-        preset_cfg = reg.preset(preset or model.preset)
-        reason = runnable_reason(model, gpus) if engine != "openai" else None
-        if reason is None and engine != "openai" and model.offline is None and not hub_reachable():
+        try:
+            preset_cfg, reason = resolve_preset(reg, model, preset)[1], None
+        except RegistryError as exc:  # --preset tuned: only models without one are skipped
+            if preset != TUNED:
+                raise
+            preset_cfg, reason = reg.preset(model.preset), str(exc)
+        reason = reason or (runnable_reason(model, gpus) if engine != "openai" else None)
+        if reason is None and engine != "openai":
+            reason = stale_checkpoint(reg, model)
+        if reason is None and engine != "openai" and model.offline is None and model.recipe is None \
+                and not hub_reachable():
             reason = f"{mk}: no hub access to download {model.hf_id} (and no offline source)"
         resolved = None
         if reason is None and resolve_weights and engine != "openai":

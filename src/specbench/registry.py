@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,8 +22,10 @@ from specbench.config import (
     CategoryConfig,
     ConfigError,
     DatasetConfig,
+    FrameworkConfig,
     ModelConfig,
     PresetConfig,
+    QuantizationSpec,
     Status,
 )
 
@@ -100,7 +102,7 @@ def _resolve_type(ftype: Any) -> type | None:
     import specbench.config as cfgmod
 
     if isinstance(ftype, str):
-        for name in ("PromptConfig", "CategoryDatasets", "OfflineSource"):
+        for name in ("PromptConfig", "CategoryDatasets", "OfflineSource", "CalibrationConfig", "FrameworkTask"):
             if name in ftype:
                 return getattr(cfgmod, name)
         return None
@@ -125,8 +127,33 @@ def load_object(data: Any, schema: type[T], file: Path, prefix: str = "") -> T:
         raise err from None
 
 
+# Facts a model made by a quantization recipe never takes from its parent: its identity,
+# what its own weights are and where they come from.
+NOT_INHERITED = frozenset({"key", "display_name", "size_gb", "quantization", "dtype", "parent", "recipe",
+                           "offline", "notes"})
+
+
+def _inherit(data: Any, path: Path) -> Any:
+    """A model file with a ``recipe`` states only what differs from its parent (the sibling
+    file ``<parent>.yaml``); every other fact comes from the parent, so it is never copied."""
+    if not isinstance(data, dict) or not data.get("recipe") or not data.get("parent"):
+        return data
+    parent_path = path.parent / f"{data['parent']}.yaml"
+    if not parent_path.is_file():
+        names = [p.stem for p in path.parent.glob("*.yaml")]
+        raise RegistryError(f"unknown parent model '{data['parent']}'; {suggest(data['parent'], names)}",
+                            path, "parent")
+    parent = OmegaConf.to_container(OmegaConf.load(parent_path), resolve=True)
+    if not isinstance(parent, dict) or parent.get("recipe"):
+        raise RegistryError(f"parent '{data['parent']}' must be a plain model file, not another derived one",
+                            path, "parent")
+    return {**{k: v for k, v in parent.items() if k not in NOT_INHERITED}, **data}
+
+
 def load_file(path: Path, schema: type[T]) -> T:
     data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    if schema is ModelConfig:
+        data = _inherit(data, path)
     obj = load_object(data, schema, path)
     key = getattr(obj, "key", None)
     if key is not None and key != path.stem:
@@ -143,6 +170,8 @@ class Registry:
     datasets: dict[str, DatasetConfig]
     categories: dict[str, CategoryConfig]
     presets: dict[str, PresetConfig]
+    quantizations: dict[str, QuantizationSpec] = field(default_factory=dict)  # conf/quantization/
+    framework: FrameworkConfig | None = None  # conf/framework.yaml: the cross-category matrix
 
     # -- lookups that fail with suggestions -------------------------------------------
     def model(self, name: str) -> ModelConfig:
@@ -150,6 +179,9 @@ class Registry:
 
     def dataset(self, name: str) -> DatasetConfig:
         return self._get(self.datasets, name, "dataset")
+
+    def quantization(self, name: str) -> QuantizationSpec:
+        return self._get(self.quantizations, name, "quantization recipe")
 
     def category(self, name: str) -> CategoryConfig:
         for cat in self.categories.values():
@@ -217,6 +249,18 @@ def _check_refs(reg: Registry) -> None:
             raise RegistryError(f"unknown preset '{m.preset}'; {suggest(m.preset, reg.presets)}", f, "preset")
         if m.parent is not None and m.parent not in reg.models:
             raise RegistryError(f"unknown parent model '{m.parent}'; {suggest(m.parent, reg.models)}", f, "parent")
+        if m.recipe is not None and m.recipe not in reg.quantizations:
+            raise RegistryError(f"unknown quantization recipe '{m.recipe}'; {suggest(m.recipe, reg.quantizations)}",
+                                f, "recipe")
+    for q in reg.quantizations.values():
+        f = d / "quantization" / f"{q.key}.yaml"
+        cal = q.calibration
+        if cal.dataset not in reg.datasets:
+            raise RegistryError(f"unknown dataset '{cal.dataset}'; {suggest(cal.dataset, reg.datasets)}",
+                                f, "calibration.dataset")
+        if cal.split == reg.datasets[cal.dataset].split:
+            raise RegistryError(f"'{cal.split}' is {cal.dataset}'s evaluation split; calibrate on another "
+                                "(e.g. train) so that no evaluated item shapes the weights", f, "calibration.split")
     for c in reg.categories.values():
         f = d / "categories" / f"{c.key}.yaml"
         for field_name, names, table in (
@@ -235,10 +279,38 @@ def _check_refs(reg: Registry) -> None:
             raise RegistryError("ready dataset without prompt", d / "datasets" / f"{ds.key}.yaml")
 
 
+def load_framework(root: Path) -> FrameworkConfig | None:
+    """conf/framework.yaml (the specialization framework's cross-category matrix), if present."""
+    path = root / "framework.yaml"
+    if not path.is_file():
+        return None
+    return load_object(OmegaConf.to_container(OmegaConf.load(path), resolve=True), FrameworkConfig, path)
+
+
+def _check_framework(reg: Registry) -> None:
+    if reg.framework is None:
+        return
+    f = reg.root / "framework.yaml"
+    for key, task in reg.framework.tasks.items():
+        if task.category not in reg.categories:
+            raise RegistryError(f"unknown category '{task.category}'; {suggest(task.category, reg.categories)}",
+                                f, f"tasks.{key}.category")
+        for role, model in task.models.items():
+            if model not in reg.models:
+                raise RegistryError(f"unknown model '{model}'; {suggest(model, reg.models)}", f,
+                                    f"tasks.{key}.models.{role}")
+        for i, name in enumerate(task.datasets):
+            if name not in reg.datasets:
+                raise RegistryError(f"unknown dataset '{name}'; {suggest(name, reg.datasets)}", f,
+                                    f"tasks.{key}.datasets[{i}]")
+
+
 def check_scorers(reg: Registry, metrics: dict[str, list[str]]) -> None:
-    """Scorer names and main metrics against the scoring layer's table (passed in, so the
-    registry does not import the layers above it)."""
+    """Scorer names and main metrics of ready datasets against the scoring layer's table
+    (passed in, so the registry does not import the layers above it)."""
     for ds in reg.datasets.values():
+        if ds.status != Status.ready:  # planned datasets may name scorers that do not exist yet
+            continue
         f = reg.root / "datasets" / f"{ds.key}.yaml"
         produced: list[str] = []
         for i, name in enumerate(ds.scorers):
@@ -259,6 +331,9 @@ def load_registry(root: Path | str | None = None) -> Registry:
         datasets=_load_dir(root / "datasets", DatasetConfig),
         categories=_load_dir(root / "categories", CategoryConfig),
         presets=_load_presets(root),
+        quantizations=_load_dir(root / "quantization", QuantizationSpec) if (root / "quantization").is_dir() else {},
     )
     _check_refs(reg)
+    reg.framework = load_framework(root)
+    _check_framework(reg)
     return reg

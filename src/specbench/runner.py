@@ -90,7 +90,7 @@ def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str
         "model": plan.model.key, "dataset": plan.dataset.key, "category": plan.category or "",
         "role": plan.role, "engine": plan.engine, "preset": plan.preset_name,
         "git_commit": tracking.git_commit(), "config_hash": tracking.config_hash(cfg),
-        "model_source": plan.resolved.source, **(extra_tags or {}),
+        "model_source": plan.resolved.source, **plan.quantization_tags, **(extra_tags or {}),
     }
     # run_id: resume the run an interrupted invocation left behind (one child run per cell).
     run = mlflow.start_run(run_id=run_id, run_name=None if run_id else plan.name,
@@ -126,6 +126,8 @@ def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str
             if engine is None:
                 engine = make_engine(plan.engine, plan.engine_params)
             outputs, figures = _answer(plan, engine, loaded.items, prompts)
+        if engine.params.get("version"):  # known once the engine (or the cached one) has started
+            mlflow.log_param(f"{plan.engine}.version", engine.params["version"])
         t0 = time.perf_counter()
         report = scoring.score(plan.dataset, loaded.items, outputs)
         scoring_s = time.perf_counter() - t0

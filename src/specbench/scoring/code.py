@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # the sandbox is imported when code is actually run
 PASS_AT_K = (1, 10, 100)
 
 # a complete fenced block: ```python\n ... ``` (any or no language tag)
-_FENCED = re.compile(r"```[ \t]*[\w+.-]*[ \t]*\n(.*?)```", re.DOTALL)
+_FENCED = re.compile(r"```[ \t]*[\w+.-]*[ \t]*\r?\n(.*?)```", re.DOTALL)
 _OPEN_FENCE = re.compile(r"^\s*```[ \t]*[\w+.-]*[ \t]*\n?")
 
 

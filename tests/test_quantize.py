@@ -1,0 +1,235 @@
+"""AWQ quantization: unpacking against AutoAWQ's own dequantization, refusals, and a real
+quantized SmolLM2 evaluated beside its parent.
+
+The slow part needs the quantized checkpoint.  When `specbench quantize --model smollm2_135m`
+has already run (an up-to-date checkpoint in the specbench cache) the tests reuse it and only
+log a "reused" quantize run; otherwise they quantize with a reduced calibration set (4 blocks
+of 64 tokens instead of 64 x 128) into a scratch cache, so that no test writes a weak
+checkpoint where the real one belongs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from tests.conftest import CONF, ROOT
+
+from specbench import cli, quantize, runner, tracking
+from specbench.plan import CellUnavailable, plan_cell, stale_checkpoint
+from specbench.registry import RegistryError, load_registry
+from specbench.weights import (
+    FLOAT_DIR,
+    PACKED_DIR,
+    SIMULATED_SOURCE,
+    derived_manifest,
+    gpu_count,
+    resolve,
+    runnable_reason,
+)
+
+torch = pytest.importorskip("torch")
+
+
+# -- unpacking ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("group_size", [32, 64, 128])
+def test_unpacked_weights_equal_autoawqs_own_dequantization(group_size):
+    pytest.importorskip("awq")
+    from awq.modules.linear.gemm import WQLinear_GEMM
+    from awq.modules.linear.gemv import WQLinear_GEMV
+    from awq.quantize.quantizer import AwqQuantizer
+    from awq.utils.packing_utils import dequantize_gemm
+
+    torch.manual_seed(group_size)
+    linear = torch.nn.Linear(384, 192, bias=False).half()
+    original = linear.weight.data.clone()
+    # AutoAWQ's own group-wise zero-point quantization, then its own packing (both layouts).
+    awq = SimpleNamespace(group_size=group_size, zero_point=True, w_bit=4)
+    linear.weight.data, scales, zeros = AwqQuantizer.pseudo_quantize_tensor(awq, linear.weight.data)
+    gemm = WQLinear_GEMM.from_linear(linear, 4, group_size, scales=scales.t().contiguous(),
+                                     zeros=zeros.t().contiguous())
+    gemv = WQLinear_GEMV.from_linear(linear, 4, group_size, scales=scales, zeros=zeros)
+
+    reference = dequantize_gemm(gemm.qweight, gemm.qzeros, gemm.scales, 4, group_size).t()
+    mine = quantize.unpack_linear(gemm.qweight, gemm.qzeros, gemm.scales, group_size=group_size)
+    assert mine.shape == original.shape and mine.dtype == torch.float16
+    assert torch.equal(mine, reference)  # bit for bit
+    assert torch.equal(quantize.unpack_linear(gemv.qweight, gemv.qzeros, gemv.scales, group_size=group_size,
+                                              version="GEMV"), reference)
+    # ...and those are the quantized weights: 16 levels per group, not the original values
+    assert torch.allclose(mine.float(), linear.weight.data.float(), atol=2e-3)
+    assert not torch.equal(mine, original)
+    groups = mine.float().reshape(192, -1, group_size)
+    assert max(len(torch.unique(g)) for g in groups.reshape(-1, group_size)) <= 16
+
+
+# -- registry and refusals --------------------------------------------------------------------------
+
+def test_derived_model_inherits_its_parents_facts(registry):
+    awq, parent = registry.model("smollm2_135m_awq"), registry.model("smollm2_135m")
+    assert (awq.parent, awq.recipe, awq.quantization.value) == ("smollm2_135m", "awq_w4_g64", "awq")
+    for fact in ("hf_id", "parameters_b", "context_window", "max_model_len", "num_attention_heads", "instruct",
+                 "category", "preset", "license"):
+        assert getattr(awq, fact) == getattr(parent, fact), fact
+    assert awq.offline is None and awq.size_gb != parent.size_gb and awq.display_name != parent.display_name
+    assert "smollm2_135m_awq" in registry.categories["efficiency_optimized"].models
+    assert ("smollm2_135m_awq", "smollm2_135m") in quantize.quantized_pairs(registry)
+    assert ("biomistral_7b", "biomistral_7b_unquantized") in quantize.quantized_pairs(registry)
+
+
+def test_recipe_that_calibrates_on_the_evaluation_split_is_refused(conf_copy):
+    path = conf_copy / "quantization" / "awq_w4_g64.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["calibration"]["split"] = "test"  # gsm8k's evaluation split
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(RegistryError, match="evaluation split"):
+        load_registry(conf_copy)
+
+
+def test_unknown_recipe_is_named_with_a_suggestion(conf_copy):
+    path = conf_copy / "models" / "smollm2_135m_awq.yaml"
+    path.write_text(path.read_text().replace("recipe: awq_w4_g64", "recipe: awq_w4_g6"))
+    with pytest.raises(RegistryError, match="awq_w4_g64"):
+        load_registry(conf_copy)
+
+
+def test_quantize_of_a_model_that_cannot_be_loaded_here_is_one_line_exit_2(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "specbench.cli", "quantize", "--model", "claude_sonnet"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120,
+                       env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"})
+    assert r.returncode == 2, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: cannot quantize claude_sonnet") and "API-only" in lines[-1]
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(("model", "env", "expect"), [
+    ("biomistral_7b", {}, "already awq-quantized"),
+    ("qwen25_0_5b", {"HF_HUB_OFFLINE": "1"}, "hub is offline"),
+])
+def test_quantize_refusals_say_why(model, env, expect, capsys, monkeypatch, tmp_path):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")
+    assert cli.main(["--conf", str(CONF), "quantize", "--model", model]) == 2
+    err = capsys.readouterr().err
+    assert expect in err and len(err.strip().splitlines()) <= 2  # one line (rich may wrap it)
+
+
+def test_cpu_refuses_to_quantize_a_7b_model(registry):
+    reason = quantize.cannot_quantize(registry.model("qwen25_7b"), gpus=0)
+    assert reason and "GPU machine" in reason
+
+
+def test_derived_model_without_checkpoint_says_how_to_make_it(registry, monkeypatch, tmp_path):
+    monkeypatch.setenv("SPECBENCH_CACHE", str(tmp_path))
+    model = registry.model("smollm2_135m_awq")
+    reason = runnable_reason(model, gpus=0)
+    assert reason and "run `specbench quantize --model smollm2_135m`" in reason
+    assert "kernels need a GPU" not in reason  # a CPU may run it once it exists (unpacked)
+    with pytest.raises(CellUnavailable, match="specbench quantize --model smollm2_135m"):
+        plan_cell(registry, "smollm2_135m_awq", "gsm8k", engine="transformers")
+
+
+# -- a real quantized SmolLM2 -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    tracking.setup("test-quantize")
+    yield uri
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def quantized(store, tmp_path_factory):
+    """(registry, quantize result): the real checkpoint when it is up to date, else a reduced one."""
+    pytest.importorskip("awq")
+    reg = load_registry(CONF)
+    awq = reg.model("smollm2_135m_awq")
+    if derived_manifest(awq) is not None and stale_checkpoint(reg, awq) is None:
+        yield reg, quantize.quantize(reg, "smollm2_135m", experiment="test-quantize")
+        return
+    parent = resolve(reg.model("smollm2_135m"))  # converted once into the real cache
+    tmp = tmp_path_factory.mktemp("quantize")
+    conf = tmp / "conf"
+    shutil.copytree(CONF, conf)
+    recipe = conf / "quantization" / "awq_w4_g64.yaml"
+    data = yaml.safe_load(recipe.read_text())
+    data["calibration"].update(blocks=4, block_tokens=64)
+    recipe.write_text(yaml.safe_dump(data))
+    cache = tmp / "cache"
+    (cache / "models").mkdir(parents=True)
+    (cache / "models" / Path(parent.path).name).symlink_to(parent.path)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SPECBENCH_CACHE", str(cache))
+    reg = load_registry(conf)
+    yield reg, quantize.quantize(reg, "smollm2_135m", experiment="test-quantize")
+    mp.undo()
+
+
+@pytest.mark.slow
+def test_quantize_run_records_recipe_sizes_and_calibration(store, quantized):
+    reg, res = quantized
+    run = MlflowClient(store).get_run(res.run_id)
+    p, m, t = run.data.params, run.data.metrics, run.data.tags
+    assert t["specbench.kind"] == "quantize" and t["model"] == "smollm2_135m_awq" and t["parent"] == "smollm2_135m"
+    assert p["awq.group_size"] == "64" and p["awq.bits"] == "4" and p["awq.version"] == "GEMM"
+    assert p["awq.clip_search"] == "False" and p["calibration.split"] == "train"
+    assert len(t["calibration_digest"]) == 16 and t["recipe_digest"] == reg.quantization("awq_w4_g64").digest()
+    assert m["quantize_s"] > 0 and m["layers_quantized"] == 30 * 7
+    assert m["size_after_mb"] < 0.6 * m["size_before_fp16_mb"] < m["size_before_mb"]
+
+
+@pytest.mark.slow
+def test_unpacked_checkpoint_holds_the_packed_weights(quantized):
+    from safetensors.torch import load_file
+
+    _, res = quantized
+    packed = load_file(str(res.path / PACKED_DIR / "model.safetensors"))
+    floats = load_file(str(res.path / FLOAT_DIR / "model.safetensors"))
+    prefixes = [k[: -len(".qweight")] for k in packed if k.endswith(".qweight")]
+    assert len(prefixes) == 30 * 7
+    for prefix in prefixes[:: 7]:  # one projection of each layer
+        w = quantize.unpack_linear(packed[f"{prefix}.qweight"], packed[f"{prefix}.qzeros"],
+                                   packed[f"{prefix}.scales"], group_size=64)
+        assert torch.equal(floats[f"{prefix}.weight"], w)
+    assert torch.equal(floats["model.embed_tokens.weight"], packed["model.embed_tokens.weight"])
+
+
+@pytest.mark.slow
+def test_awq_variant_runs_simulated_beside_its_parent_and_answers_differently(store, quantized):
+    if gpu_count() > 0:
+        pytest.skip("with a GPU the packed checkpoint runs on AWQ kernels (not simulated)")
+    reg, _ = quantized
+    plans = {k: plan_cell(reg, k, "gsm8k", engine="transformers", samples=6) for k in ("smollm2_135m",
+                                                                                          "smollm2_135m_awq")}
+    awq_plan = plans["smollm2_135m_awq"]
+    assert awq_plan.resolved.source == SIMULATED_SOURCE and awq_plan.resolved.path.endswith(FLOAT_DIR)
+    assert awq_plan.engine_params["dtype"] == "float32" and "quantization" not in awq_plan.engine_params
+    assert awq_plan.resolved.revision.startswith("awq:")
+    results = {k: runner.run_cell(p) for k, p in plans.items()}
+    for r in results.values():
+        assert r.status == "FINISHED", r.error
+    client = MlflowClient(store)
+    tags = client.get_run(results["smollm2_135m_awq"].run_id).data.tags
+    assert tags["quantization"] == "simulated" and tags["perf_representative"] == "false"
+    assert tags["parent"] == "smollm2_135m" and tags["model_source"] == SIMULATED_SOURCE
+    parent_tags = client.get_run(results["smollm2_135m"].run_id).data.tags
+    assert parent_tags["quantization"] == "none" and "perf_representative" not in parent_tags
+    a, b = results["smollm2_135m_awq"].outputs, results["smollm2_135m"].outputs
+    assert any(x != y for x, y in zip(a, b, strict=True)), "quantized weights gave identical outputs"
+    summary = quantize.pair_summary(client.get_run(results["smollm2_135m_awq"].run_id),
+                                    client.get_run(results["smollm2_135m"].run_id))
+    assert summary["simulated"] and summary["throughput_ratio"] is None and summary["memory_ratio"] is None
+    assert summary["delta"] == pytest.approx(summary["variant_value"] - summary["parent_value"])

