@@ -25,8 +25,9 @@ setup-gpu:
 DEMO_CATEGORY ?= efficiency_optimized
 DEMO_SAMPLES ?= 20
 demo: $(SETUP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" mlflow run . -e quantize -P model=smollm2_135m --env-manager local
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" mlflow run . -e category -P name=$(DEMO_CATEGORY) \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" mlflow run . -e quantize --experiment-name specbench \
+		-P model=smollm2_135m --env-manager local
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" mlflow run . -e category --experiment-name specbench -P name=$(DEMO_CATEGORY) \
 		-P samples=$(DEMO_SAMPLES) --env-manager local
 
 test: $(SETUP)

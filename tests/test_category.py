@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
+from tests.conftest import ROOT
 
 from specbench.weights import resolve
-from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 

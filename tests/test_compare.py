@@ -16,10 +16,12 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 from tests.conftest import ROOT
-from tests.tiny_runs import CATEGORY, DATASETS, GENERALIST, SAMPLES, SPECIALIST, cli, tiny_runs  # noqa: F401
+from tests.tiny_runs import CATEGORY, DATASETS, GENERALIST, SAMPLES, SPECIALIST, cli
 
 from specbench import compare, render, stats
 from specbench.registry import load_registry
+
+pytest_plugins = ["tests.tiny_runs_plugin"]  # one session fixture for test_compare and test_report
 
 # -- statistics -----------------------------------------------------------------------
 
@@ -178,7 +180,7 @@ def test_framework_matrix_comes_from_conf_and_is_validated(conf_copy):
 # -- the real thing ---------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_compare_project_entry_point_logs_tables_heatmaps_and_html(tiny_runs):  # noqa: F811
+def test_compare_project_entry_point_logs_tables_heatmaps_and_html(tiny_runs):
     env = tiny_runs
     mlflow_bin = Path(sys.executable).with_name("mlflow")
     r = subprocess.run([str(mlflow_bin), "run", ".", "-e", "compare", "-P", f"category={CATEGORY}",
@@ -232,7 +234,7 @@ def test_compare_project_entry_point_logs_tables_heatmaps_and_html(tiny_runs):  
 
 
 @pytest.mark.slow
-def test_compare_cli_by_parent_run_as_json(tiny_runs):  # noqa: F811
+def test_compare_cli_by_parent_run_as_json(tiny_runs):
     r = cli("compare", "--parent-run", tiny_runs["PARENT_RUN"], "--log", "false", "--format", "json", env=tiny_runs)
     assert r.returncode == 0, r.stderr[-2000:]
     data = json.loads(r.stdout)

@@ -5,6 +5,7 @@ Module-scoped engines: vLLM starts once (about 30-50 s here) and serves every te
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -87,27 +88,35 @@ def test_gsm8k_cell_is_a_complete_finished_run(store, gsm8k_plan, gsm8k_vllm):
     assert all(r["output"] for r in rows)
 
 
-def test_transformers_gives_the_same_greedy_outputs(store, registry, gsm8k_vllm):
-    plan = runner.plan_cell(registry, "smollm2_135m", "gsm8k", engine="transformers", samples=GSM8K_SAMPLES)
-    result = runner.run_cell(plan)
-    assert result.status == "FINISHED", result.error
-    same = sum(a == b for a, b in zip(gsm8k_vllm.outputs, result.outputs, strict=True))
+def test_transformers_gives_the_same_greedy_outputs(store, registry, vllm_engine):
+    """Same prompts, same greedy sampling, both engines in float32: the same outputs.
+
+    Eight items and 96 new tokens keep the transformers side (no prefix cache, no
+    continuous batching) to about a minute on two cores; the CLI acceptance run uses 16.
+    """
+    outputs = {}
+    for kind in ("vllm", "transformers"):
+        plan = runner.plan_cell(registry, "smollm2_135m", "gsm8k", engine=kind, samples=8)
+        plan = dataclasses.replace(plan, gen=dataclasses.replace(plan.gen, max_new_tokens=96))
+        result = runner.run_cell(plan, engine=vllm_engine if kind == "vllm" else None)
+        assert result.status == "FINISHED", result.error
+        outputs[kind] = [o[0] for o in result.outputs]
+    same = sum(a == b for a, b in zip(outputs["vllm"], outputs["transformers"], strict=True))
     # Float32 greedy decoding on both: identical but for rare near-ties in the last logits.
-    assert same >= GSM8K_SAMPLES - 1, [
-        (a[0][:80], b[0][:80]) for a, b in zip(gsm8k_vllm.outputs, result.outputs, strict=True) if a != b]
+    assert same >= 7, list(zip(outputs["vllm"], outputs["transformers"], strict=True))
 
 
 def test_mmlu_by_loglikelihood_matches_transformers(store, registry, vllm_engine):
-    plan = runner.plan_cell(registry, "smollm2_135m", "mmlu", engine="vllm", samples=24)
+    plan = runner.plan_cell(registry, "smollm2_135m", "mmlu", engine="vllm", samples=12)
     res_v = runner.run_cell(plan, engine=vllm_engine)
     assert res_v.status == "FINISHED", res_v.error
     assert {"acc", "acc_stderr"} <= set(res_v.metrics)
-    hf_plan = runner.plan_cell(registry, "smollm2_135m", "mmlu", engine="transformers", samples=24)
+    hf_plan = runner.plan_cell(registry, "smollm2_135m", "mmlu", engine="transformers", samples=12)
     res_h = runner.run_cell(hf_plan)
     assert res_h.status == "FINISHED", res_h.error
     for a, b in zip(res_v.outputs, res_h.outputs, strict=True):
         assert a.logprobs == pytest.approx(b.logprobs, abs=2e-2)
-    assert res_v.metrics["acc"] == pytest.approx(res_h.metrics["acc"], abs=1 / 24 + 1e-9)
+    assert res_v.metrics["acc"] == pytest.approx(res_h.metrics["acc"], abs=1 / 12 + 1e-9)
 
 
 def test_humaneval_cell_runs_code_in_the_sandbox(store, registry, vllm_engine):

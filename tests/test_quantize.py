@@ -85,6 +85,18 @@ def test_derived_model_inherits_its_parents_facts(registry):
     assert ("biomistral_7b", "biomistral_7b_unquantized") in quantize.quantized_pairs(registry)
 
 
+def test_entry_written_for_a_new_derived_model_loads_and_inherits(conf_copy):
+    reg = load_registry(conf_copy)
+    target = quantize.pick_target(reg, "qwen25_0_5b")  # no derived entry yet: default recipe
+    assert (target.key, target.spec.key, target.derived) == ("qwen25_0_5b_awq", quantize.DEFAULT_RECIPE, None)
+    path = quantize._write_entry(reg, target, size_gb=0.41)
+    new = load_registry(conf_copy).model("qwen25_0_5b_awq")
+    assert path.name == "qwen25_0_5b_awq.yaml" and new.recipe == "awq_w4_g128" and new.size_gb == 0.41
+    assert new.hf_id == reg.model("qwen25_0_5b").hf_id and new.parameters_b == reg.model("qwen25_0_5b").parameters_b
+    with pytest.raises(quantize.QuantizeError, match="made with recipe awq_w4_g64, not awq_w4_g128"):
+        quantize.pick_target(reg, "smollm2_135m", recipe="awq_w4_g128")  # its entry names awq_w4_g64
+
+
 def test_recipe_that_calibrates_on_the_evaluation_split_is_refused(conf_copy):
     path = conf_copy / "quantization" / "awq_w4_g64.yaml"
     data = yaml.safe_load(path.read_text())

@@ -11,10 +11,12 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 from tests.conftest import ROOT
-from tests.tiny_runs import CATEGORY, DATASETS, GENERALIST, SPECIALIST, cli, tiny_runs  # noqa: F401
+from tests.tiny_runs import CATEGORY, DATASETS, GENERALIST, SPECIALIST, cli
 
 from specbench import report
 from specbench.registry import RegistryError
+
+pytest_plugins = ["tests.tiny_runs_plugin"]  # one session fixture for test_compare and test_report
 
 
 def test_the_example_report_declaration_is_valid(registry):
@@ -54,7 +56,7 @@ def _write_tiny_report(env: dict[str, str]) -> Path:
 
 
 @pytest.mark.slow
-def test_report_twice_is_byte_identical_and_a_deleted_cell_shows_as_missing(tiny_runs):  # noqa: F811
+def test_report_twice_is_byte_identical_and_a_deleted_cell_shows_as_missing(tiny_runs):
     env = tiny_runs
     spec = _write_tiny_report(env)
     outs = [Path(env["TMP"]) / f"report{i}" for i in (1, 2)]

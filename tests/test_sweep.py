@@ -43,6 +43,10 @@ def test_shipped_specs_load_and_bad_specs_name_file_and_key(registry, tmp_path):
     assert cpu.hardware == "cpu" and "kv_cache_space_gb" in cpu.space and "gpu_memory_utilization" not in cpu.space
     assert gpu.hardware == "gpu" and "gpu_memory_utilization" in gpu.space
     assert set(cpu.space) >= {"max_num_seqs", "max_num_batched_tokens", "enable_prefix_caching"}
+    # The warm start: every knob at its throughput end (within the space).
+    assert sweep.throughput_corner(cpu) == {"max_num_seqs": 16, "max_num_batched_tokens": 8192,
+                                            "enable_prefix_caching": True, "kv_cache_space_gb": 1.0}
+    assert sweep.throughput_corner(gpu)["gpu_memory_utilization"] == pytest.approx(0.95)
     bad = {
         "space.max_num_seq": {"space": {"max_num_seq": {"choices": [1]}}},
         "space.max_num_seqs.choices": {"space": {"max_num_seqs": {"choices": [1.5]}}},
@@ -104,7 +108,7 @@ def test_two_worker_processes_share_one_study_without_lost_or_duplicated_trials(
         engine: transformers
         space:
           max_num_seqs: {choices: [1, 2, 4]}
-        probe: {datasets: [humaneval], samples: 2, max_new_tokens: 4, chunks: 2}
+        probe: {datasets: [math], samples: 2, max_new_tokens: 4, chunks: 2}
         constraints: {accuracy_tolerance: 1.0}
         pruner: {name: none}
         """)
@@ -154,6 +158,7 @@ def vllm_sweep(tmp_path_factory):
           kv_cache_space_gb: {choices: [0.5, 4096.0]}
         probe: {datasets: [humaneval], samples: 4, max_new_tokens: 8, chunks: 1}
         constraints: {accuracy_tolerance: 1.0}
+        sampler: {warm_start: false}
         budget: {n_trials: 3}
         enqueue:
           - {max_num_seqs: 8, kv_cache_space_gb: 4096.0}   # 4 TiB of KV cache: cannot start

@@ -4,8 +4,9 @@ Two precisions of the embedded SmolLM2 play the roles: ``smollm2_135m`` (float32
 specialist of a scratch category ``tiny_cmp`` and ``smollm2_135m_fp16`` (a registry entry
 derived from it, float16) its declared generalist baseline.  Three datasets: two scored by
 log-likelihood and one generated (math, with short answers so generation stays cheap on a
-CPU) so that output tokens/s is measured.  Import the fixture into a test module with
-``from tests.tiny_runs import tiny_runs  # noqa: F401``.
+CPU) so that output tokens/s is measured.  The session fixture ``tiny_runs`` lives in
+tests/tiny_runs_plugin.py; test modules load it with ``pytest_plugins`` (a fixture
+imported into two modules would be two fixtures, and the runs would be made twice).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 from tests.conftest import CONF, ROOT
 
@@ -25,7 +25,7 @@ from specbench.weights import resolve
 CATEGORY = "tiny_cmp"
 SPECIALIST, GENERALIST = "smollm2_135m", "smollm2_135m_fp16"
 DATASETS = ["arc_challenge", "winogrande", "math"]
-SAMPLES = 6
+SAMPLES = 4
 
 
 def cli(*args: str, env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess:
@@ -33,11 +33,9 @@ def cli(*args: str, env: dict[str, str], timeout: int = 900) -> subprocess.Compl
                           env={**os.environ, **env}, timeout=timeout)
 
 
-@pytest.fixture(scope="session")
-def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def make_runs(tmp: Path) -> dict[str, str]:
     """env for subprocesses (SPECBENCH_CONF, SPECBENCH_CACHE, MLFLOW_TRACKING_URI) after one
     `specbench run category tiny_cmp` on the transformers engine; plus the parent run id."""
-    tmp = tmp_path_factory.mktemp("tiny_cmp")
     conf = tmp / "conf"
     shutil.copytree(CONF, conf)
     base = yaml.safe_load((conf / "models" / f"{SPECIALIST}.yaml").read_text())
@@ -50,7 +48,7 @@ def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "models": [SPECIALIST], "baselines": [GENERALIST],
         "datasets": {"primary": DATASETS, "secondary": []}}))
     math_cfg = yaml.safe_load((conf / "datasets" / "math.yaml").read_text())
-    math_cfg["prompt"]["max_new_tokens"] = 24  # answers are wrong either way; keep generation short
+    math_cfg["prompt"]["max_new_tokens"] = 16  # answers are wrong either way; keep generation short
     (conf / "datasets" / "math.yaml").write_text(yaml.safe_dump(math_cfg))
     # The framework matrix over the same runs: one task whose roles are the two precisions.
     (conf / "framework.yaml").write_text(yaml.safe_dump({

@@ -18,8 +18,9 @@ from rich.table import Table
 from specbench.config import to_plain as _plain
 from specbench.registry import Registry, RegistryError, load_registry
 
-out = Console()
-err = Console(stderr=True)
+# Piped output (logs, CI, `mlflow run`) gets a wide console rather than rich's 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 USAGE_ERROR = 2
 
@@ -327,10 +328,15 @@ def cmd_run_category(reg: Registry, args: argparse.Namespace) -> int:
 def _print_plan(cplan) -> None:
     rows = [{"cell": c.name, "role": c.role, "gpus": c.needs["gpus"], "tp": c.needs["tensor_parallel"],
              "weights_gb": c.needs["weights_gb"], "mem/gpu_gb": c.needs["memory_per_gpu_gb"],
-             "status": "runnable" if c.reason is None else f"skip: {c.reason}"} for c in cplan.cells]
+             "status": "runnable" if c.reason is None else "skip"} for c in cplan.cells]
     _emit(rows, ["cell", "role", "gpus", "tp", "weights_gb", "mem/gpu_gb", "status"], "table",
           f"plan {cplan.category}: {len(cplan.runnable)} runnable, {len(cplan.skipped)} skipped "
           f"(digest {cplan.digest()})")
+    reasons: dict[str, list[str]] = {}
+    for c in cplan.skipped:  # one line per reason, unwrapped, whatever the terminal width
+        reasons.setdefault(c.reason or "", []).append(c.name)
+    for reason, cells in reasons.items():
+        print(f"skip {', '.join(cells)}: {reason}")
 
 
 def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
@@ -382,7 +388,7 @@ def cmd_sweep(reg: Registry, args: argparse.Namespace) -> int:
         knobs = ", ".join(f"{k}={row[k]}" for k in row if k in sweep.KNOBS and row[k] is not None)
         err.print(f"trial {row['trial']} {row['state']}: {knobs or row['role']}"
                   + (f" -> {value:.1f} tok/s" if value is not None else "")
-                  + (f" ({row['error'][:160]})" if row.get("error") else ""), highlight=False)
+                  + (f" ({row['error'][:160]})" if row.get("error") else ""), highlight=False, soft_wrap=True)
 
     try:
         result = sweep.run_sweep(reg, args.model, args.spec, n_trials=args.n_trials, timeout_s=args.timeout,
@@ -402,25 +408,48 @@ def cmd_sweep(reg: Registry, args: argparse.Namespace) -> int:
                 "output_tokens_per_s", "peak_rss_mb", "probe_accuracy", "accuracy_drift", "feasible", "duplicate_of"]
         rows = [{short.get(k, k): (f"{v:.4g}" if isinstance(v, float) else v) for k, v in r.items()}
                 for r in result.rows]
-        _emit(rows, [short.get(c, c) for c in cols], "table", f"study {result.study_name} (parent run "
-              f"{result.parent_run_id}; {tracking.ui_command()})")
+        table = Table(title=f"study {result.study_name} (parent run {result.parent_run_id}; "
+                            f"{tracking.ui_command()})")
+        for c in cols:
+            table.add_column(short.get(c, c))
+        for r in rows:
+            table.add_row(*("" if r.get(short.get(c, c)) is None else str(r.get(short.get(c, c))) for c in cols))
+        # A log file is not 80 columns wide: print the whole table there.
+        (out if out.is_terminal else Console(width=160)).print(table)
     if result.best is None:
         err.print("[red]no feasible completed trial[/red]: no preset written", highlight=False)
         return 1
     if result.preset_path:
-        (err if args.format == "json" else out).print(f"best trial {result.best['trial']}: {result.best['output_tokens_per_s']:.1f} tok/s; "
-                  f"wrote preset {result.preset_name} to {result.preset_path} "
-                  f"(use it with --preset tuned)", highlight=False)
+        (err if args.format == "json" else out).print(
+            f"best trial {result.best['trial']}: {result.best['output_tokens_per_s']:.1f} tok/s; wrote preset "
+            f"{result.preset_name} to {result.preset_path} (use it with --preset tuned)", highlight=False,
+            soft_wrap=True)
     return 0
+
+
+def _optional(kind: type):
+    """An argparse type where '' means "not given"."""
+    def parse(text: str):
+        if not text.strip():
+            return None
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got '{text}'") from None
+    return parse
 
 
 def _add_sweep_command(sub: argparse._SubParsersAction) -> None:
     wp = sub.add_parser("sweep", help="tune a model's engine preset with an Optuna study (writes --preset tuned)")
     wp.add_argument("--model", required=True)
-    wp.add_argument("--spec", default=None, help="sweeps/<name>.yaml or a path (default: cpu, or gpu with GPUs)")
-    wp.add_argument("--n-trials", type=int, default=None, help="trials for this worker (default: the spec's)")
-    wp.add_argument("--timeout", type=float, default=None, help="seconds for this worker (default: the spec's)")
-    wp.add_argument("--storage", default=None,
+    # Empty values mean "the default", so MLproject can pass every parameter through as given.
+    wp.add_argument("--spec", default=None, type=lambda t: t or None,
+                    help="sweeps/<name>.yaml or a path (default: cpu, or gpu with GPUs)")
+    wp.add_argument("--n-trials", type=_optional(int), default=None,
+                    help="trials for this worker (default: the spec's)")
+    wp.add_argument("--timeout", type=_optional(float), default=None,
+                    help="seconds for this worker (default: the spec's)")
+    wp.add_argument("--storage", default=None, type=lambda t: t or None,
                     help="Optuna storage: RDB URL or journal:PATH (default sqlite:///./optuna.db)")
     wp.add_argument("--study", default=None, help="study name (default sweep-<model>-<spec>)")
     wp.add_argument("--seed", type=int, default=None, help="sampler seed (default: the spec's)")
@@ -446,7 +475,15 @@ def cmd_quantize(reg: Registry, args: argparse.Namespace) -> int:
            "size_before_mb": round(m["size_before_mb"], 1), "size_after_mb": round(m["size_after_mb"], 1),
            "size_ratio": round(m["size_ratio"], 3), "calibration": f"{m['calibration']['blocks']} blocks, "
            f"digest {m['calibration']['digest']}", "checkpoint": str(res.path), "run_id": res.run_id}
-    _emit([row], list(row), args.format, f"quantize {res.parent} -> {res.key}")
+    if args.format == "json":
+        print(json.dumps(row, indent=2, default=str))
+    else:
+        table = Table(title=f"quantize {res.parent} -> {res.key}", show_header=False)
+        table.add_column("field", style="bold")
+        table.add_column("value")
+        for k, v in row.items():
+            table.add_row(k, str(v))
+        out.print(table)
     for note in res.notes:
         err.print(note, highlight=False)
     if res.wrote_entry:

@@ -80,8 +80,9 @@ def pick_target(reg: Registry, model_key: str, recipe: str | None = None) -> Tar
         derived, parent = model, reg.model(model.parent or "")
     else:
         parent = model
-        kids = [m for m in reg.models.values() if m.parent == model.key and m.recipe is not None
-                and (recipe is None or m.recipe == recipe)]
+        kids = [m for m in reg.models.values() if m.parent == model.key and m.recipe is not None]
+        if recipe is not None and len(kids) > 1:
+            kids = [k for k in kids if k.recipe == recipe] or kids
         if len(kids) > 1:
             raise QuantizeError(f"{model.key} has several derived models ({', '.join(k.key for k in kids)}); "
                                 "name one with --model or pick a recipe with --recipe")
@@ -308,7 +309,7 @@ def _record(manifest: dict[str, Any], reused: bool) -> None:
     cal = manifest["calibration"]
     mlflow.log_params({
         **tracking.flatten("awq", {k: v for k, v in spec.items() if k not in ("calibration", "notes", "key")}),
-        "recipe": spec["key"], "parent": manifest["parent"], "parent.revision": manifest["parent_revision"],
+        "awq.recipe": spec["key"], "parent": manifest["parent"], "parent.revision": manifest["parent_revision"],
         "calibration.dataset": spec["calibration"]["dataset"], "calibration.split": spec["calibration"]["split"],
         "calibration.blocks": cal["blocks"], "calibration.block_tokens": spec["calibration"]["block_tokens"],
         "calibration.texts": cal["texts"], "calibration.source": cal["source"][-250:],
@@ -328,9 +329,12 @@ def _start_run(target: Target, experiment: str | None) -> Any:
     from specbench import tracking
 
     tracking.setup(experiment)
-    return mlflow.start_run(run_name=f"quantize:{target.key}", tags={
+    name = f"quantize:{target.key}"
+    run = mlflow.start_run(run_name=name, tags={
         "specbench.kind": "quantize", "model": target.key, "parent": target.parent.key, "recipe": target.spec.key,
         "quantization": target.spec.method, "git_commit": tracking.git_commit()})
+    mlflow.set_tag("mlflow.runName", name)  # also when `mlflow run` made the run (MLFLOW_RUN_ID)
+    return run
 
 
 def quantize(reg: Registry, model_key: str, *, recipe: str | None = None, force: bool = False,
@@ -369,18 +373,28 @@ def quantize(reg: Registry, model_key: str, *, recipe: str | None = None, force:
         return QuantizeResult(target.key, target.parent.key, target.spec.key, final, old, run.info.run_id,
                               reused=True, notes=["an up-to-date checkpoint exists; --force quantizes again"])
 
-    with _start_run(target, experiment) as run:
-        manifest = _quantize_into(reg, target, parent_w.path, parent_w.revision, final, run.info.run_id)
-        _record(manifest, reused=False)
+    tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")
+    try:
+        with _start_run(target, experiment) as run:
+            manifest = _quantize_into(reg, target, parent_w.path, parent_w.revision, tmp, run.info.run_id)
+            _record(manifest, reused=False)
+        # Only a recorded quantization replaces the checkpoint (manifest included, in one rename).
+        if final.exists():
+            trash = final.with_name(f".{final.name}.old{os.getpid()}")
+            final.rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        tmp.rename(final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     result = QuantizeResult(target.key, target.parent.key, target.spec.key, final, manifest, run.info.run_id)
     if target.derived is None:
         result.wrote_entry = _write_entry(reg, target, manifest["size_after_mb"] / 1024)
     return result
 
 
-def _quantize_into(reg: Registry, target: Target, parent_path: str, parent_revision: str, final: Path,
+def _quantize_into(reg: Registry, target: Target, parent_path: str, parent_revision: str, tmp: Path,
                    run_id: str) -> dict[str, Any]:
-    """AutoAWQ quantize + save, unpack, record; the finished folder replaces ``final`` atomically."""
+    """AutoAWQ quantize + save, unpack and the manifest, all into ``tmp``; returns the manifest."""
     from importlib import metadata
 
     import mlflow
@@ -392,7 +406,6 @@ def _quantize_into(reg: Registry, target: Target, parent_path: str, parent_revis
 
     spec = target.spec
     on_gpu = gpu_count() > 0
-    tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     packed, unpacked = tmp / PACKED_DIR, tmp / FLOAT_DIR
     tok = AutoTokenizer.from_pretrained(parent_path, trust_remote_code=target.parent.trust_remote_code)
@@ -403,60 +416,52 @@ def _quantize_into(reg: Registry, target: Target, parent_path: str, parent_revis
         mlflow.log_input(from_huggingface(cal.hf_dataset, path=cal.source,
                                           name=f"{spec.calibration.dataset}:{spec.calibration.split}",
                                           digest=cal.source_digest[:36]), context="calibration")
-    try:
-        with PeakRSS() as rss:
-            t0 = time.perf_counter()
-            # A CPU emulates float16 matmuls (over 10x slower here), so the scale search runs in
-            # float32 there; AutoAWQ packs every Linear from float16 either way, and the rest of
-            # the model is cast to float16 before saving, so both give the usual AWQ layout.
-            model = AutoAWQForCausalLM.from_pretrained(
-                parent_path, torch_dtype=torch.float16 if on_gpu else torch.float32,
-                device_map="auto" if on_gpu else "cpu", trust_remote_code=target.parent.trust_remote_code,
-                safetensors=True)
-            model.quantize(tok, quant_config={"zero_point": spec.zero_point, "q_group_size": spec.group_size,
-                                              "w_bit": spec.bits, "version": spec.version.value},
-                           calib_data=cal.blocks, max_calib_samples=len(cal.blocks),
-                           max_calib_seq_len=spec.calibration.block_tokens, apply_clip=spec.clip_search,
-                           duo_scaling=spec.duo_scaling)
-            model.model.half()
-            model.save_quantized(str(packed))
-            quantize_s = time.perf_counter() - t0
-            del model
-        _copy_side_files(Path(parent_path), packed)
+    with PeakRSS() as rss:
         t0 = time.perf_counter()
-        layers = unpack_checkpoint(packed, unpacked, group_size=spec.group_size, bits=spec.bits,
-                                   version=spec.version.value)
-        _copy_side_files(Path(parent_path), unpacked)
-        unpack_s = time.perf_counter() - t0
-        digest = hashlib.sha256()
-        for f in sorted(packed.glob("*.safetensors")):
-            with open(f, "rb") as fh:
-                for chunk in iter(lambda fh=fh: fh.read(1 << 22), b""):
-                    digest.update(chunk)
-        n_params = sum(t.numel() for t in _tensors(unpacked).values())
-        mb = 2**20
-        before, after = weight_bytes(parent_path), weight_bytes(packed)
-        manifest = {
-            "model": target.key, "parent": target.parent.key, "parent_revision": parent_revision,
-            "recipe": _plain(spec), "recipe_digest": spec.digest(), "digest": digest.hexdigest()[:16],
-            "calibration": {"digest": cal.digest, "source": cal.source, "source_digest": cal.source_digest,
-                            "texts": cal.texts, "blocks": len(cal.blocks)},
-            "quantize_s": round(quantize_s, 1), "unpack_s": round(unpack_s, 1), "peak_rss_mb": rss.peak_mb,
-            "size_before_mb": before / mb, "size_before_fp16_mb": n_params * 2 / mb, "size_after_mb": after / mb,
-            "size_float_mb": weight_bytes(unpacked) / mb, "size_ratio": after / before,
-            "size_ratio_fp16": after / (n_params * 2), "layers_quantized": layers,
-            "autoawq": metadata.version("autoawq"), "torch": torch.__version__,
-            "device": "cuda" if on_gpu else "cpu", "run_id": run_id, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
-        (tmp / QUANTIZED_MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if final.exists():
-            trash = final.with_name(f".{final.name}.old{os.getpid()}")
-            final.rename(trash)
-            shutil.rmtree(trash, ignore_errors=True)
-        tmp.rename(final)
-        return manifest
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        # A CPU emulates float16 matmuls (over 10x slower here), so the scale search runs in
+        # float32 there; AutoAWQ packs every Linear from float16 either way, and the rest of
+        # the model is cast to float16 before saving, so both give the usual AWQ layout.
+        model = AutoAWQForCausalLM.from_pretrained(
+            parent_path, torch_dtype=torch.float16 if on_gpu else torch.float32,
+            device_map="auto" if on_gpu else "cpu", trust_remote_code=target.parent.trust_remote_code,
+            safetensors=True)
+        model.quantize(tok, quant_config={"zero_point": spec.zero_point, "q_group_size": spec.group_size,
+                                          "w_bit": spec.bits, "version": spec.version.value},
+                       calib_data=cal.blocks, max_calib_samples=len(cal.blocks),
+                       max_calib_seq_len=spec.calibration.block_tokens, apply_clip=spec.clip_search,
+                       duo_scaling=spec.duo_scaling)
+        model.model.half()
+        model.save_quantized(str(packed))
+        quantize_s = time.perf_counter() - t0
+        del model
+    _copy_side_files(Path(parent_path), packed)
+    t0 = time.perf_counter()
+    layers = unpack_checkpoint(packed, unpacked, group_size=spec.group_size, bits=spec.bits,
+                               version=spec.version.value)
+    _copy_side_files(Path(parent_path), unpacked)
+    unpack_s = time.perf_counter() - t0
+    digest = hashlib.sha256()
+    for f in sorted(packed.glob("*.safetensors")):
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda fh=fh: fh.read(1 << 22), b""):
+                digest.update(chunk)
+    n_params = sum(t.numel() for t in _tensors(unpacked).values())
+    mb = 2**20
+    before, after = weight_bytes(parent_path), weight_bytes(packed)
+    manifest = {
+        "model": target.key, "parent": target.parent.key, "parent_revision": parent_revision,
+        "recipe": _plain(spec), "recipe_digest": spec.digest(), "digest": digest.hexdigest()[:16],
+        "calibration": {"digest": cal.digest, "source": cal.source, "source_digest": cal.source_digest,
+                        "texts": cal.texts, "blocks": len(cal.blocks)},
+        "quantize_s": round(quantize_s, 1), "unpack_s": round(unpack_s, 1), "peak_rss_mb": rss.peak_mb,
+        "size_before_mb": before / mb, "size_before_fp16_mb": n_params * 2 / mb, "size_after_mb": after / mb,
+        "size_float_mb": weight_bytes(unpacked) / mb, "size_ratio": after / before,
+        "size_ratio_fp16": after / (n_params * 2), "layers_quantized": layers,
+        "autoawq": metadata.version("autoawq"), "torch": torch.__version__,
+        "device": "cuda" if on_gpu else "cpu", "run_id": run_id, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    (tmp / QUANTIZED_MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return manifest
 
 
 # -- pairing variants with their parents (for the comparison module) ------------------------------

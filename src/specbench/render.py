@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -234,7 +235,7 @@ def heatmap(values: pd.DataFrame, text: pd.DataFrame, title: str, path: Path, *,
             ax.text(j, i, str(text.iat[i, j]).replace(" [", "\n["), ha="center", va="center", fontsize=9,
                     color=color)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label=colorbar)
-    ax.set_title(title, fontsize=11)
+    ax.set_title(textwrap.fill(title, int(fig.get_figwidth() * 11)), fontsize=11)
     if note:
         fig.text(0.01, 0.005, note, fontsize=7, ha="left", va="bottom", wrap=True)
     fig.tight_layout(rect=(0, 0.05 if note else 0, 1, 1))
@@ -248,7 +249,8 @@ def pareto_plot(eff: pd.DataFrame, x: str, front: str, xlabel: str, title: str, 
     """Accuracy against a cost or speed axis, models labelled, the Pareto front drawn."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    ok = eff[np.isfinite(eff[x]) & np.isfinite(eff.accuracy)]
+    finite = np.isfinite(pd.to_numeric(eff[x], errors="coerce").astype(float))
+    ok = eff[finite & np.isfinite(pd.to_numeric(eff.accuracy, errors="coerce").astype(float))]
     labels = _label_rows(eff) if len(eff) else pd.Series(dtype=str)
     for role, marker in (("specialist", "o"), ("generalist", "s")):
         pts = ok[ok.role == role]
@@ -257,7 +259,7 @@ def pareto_plot(eff: pd.DataFrame, x: str, front: str, xlabel: str, title: str, 
     for idx, r in ok.iterrows():
         ax.annotate(labels.loc[idx], (r[x], r.accuracy * scale), textcoords="offset points", xytext=(6, 4),
                     fontsize=8)
-    fr = ok[ok[front]].sort_values(x)
+    fr = ok[ok[front].astype(bool)].sort_values(x) if len(ok) else ok
     if len(fr):
         ax.scatter(fr[x], fr.accuracy * scale, s=190, facecolors="none", edgecolors="black", zorder=4,
                    label="Pareto front")
@@ -266,7 +268,7 @@ def pareto_plot(eff: pd.DataFrame, x: str, front: str, xlabel: str, title: str, 
     missing = [labels.loc[i] for i in eff.index if i not in ok.index]
     ax.set_xlabel(xlabel)
     ax.set_ylabel("accuracy (mean main metric, %)" if scale == 100 else "accuracy (mean main metric)")
-    ax.set_title(title, fontsize=11)
+    ax.set_title(textwrap.fill(title, 70), fontsize=11)
     ax.grid(alpha=0.3)
     if len(ok):
         ax.legend(fontsize=8, loc="best")

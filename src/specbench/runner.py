@@ -8,6 +8,7 @@ The run is open while the engine works, so MLflow's system metrics cover generat
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -223,11 +224,18 @@ def run_category(cplan: Any, *, use_cache: bool = True, on_cell: Any = None) -> 
 
     digest = cplan.digest()
     parent_id, children = _existing_runs(digest)
+    # Under `mlflow run` the project's own run (MLFLOW_RUN_ID) is this invocation's parent,
+    # unless an earlier identical invocation is being resumed.  Taken out of the environment
+    # either way, or MLflow would hand it to the first nested start_run of a cell.
+    launcher = os.environ.pop("MLFLOW_RUN_ID", None)
+    parent_id = parent_id or launcher
     tags = {KIND_TAG: "category", "category": cplan.category, "plan_digest": digest,
             "git_commit": tracking.git_commit()}
+    fresh = parent_id is None or parent_id == launcher
     parent = mlflow.start_run(run_id=parent_id, run_name=None if parent_id else f"category:{cplan.category}",
                               tags=tags)
-    if not parent_id:
+    mlflow.set_tags(tags | ({"mlflow.runName": f"category:{cplan.category}"} if fresh else {}))
+    if fresh:
         mlflow.log_params({f"option.{k}": v for k, v in cplan.options.items()} | {"category": cplan.category})
     mlflow.log_dict({"cells": [{"cell": c.name, "role": c.role, "needs": c.needs, "skip_reason": c.reason}
                                for c in cplan.cells]}, "plan.json")

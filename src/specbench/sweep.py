@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import socket
 import time
@@ -129,6 +130,10 @@ class SamplerSpec:
     seed: int = 0
     n_startup_trials: int = 3  # TPE: random trials before the model; small budgets want few
     multivariate: bool = True  # TPE: model the knobs jointly (they interact: batch x KV cache)
+    # Measure the throughput corner first (largest batch, token budget, KV space and memory
+    # fraction; prefix caching on; CUDA graphs on): the configuration throughput is expected
+    # to peak at, unless memory or drift rule it out -- which is what the sweep then finds.
+    warm_start: bool = True
 
     def check(self, at: str) -> None:
         if self.name not in SAMPLERS:
@@ -417,6 +422,24 @@ class TrialFailure(RuntimeError):
     """The engine could not start or died on the probe: the trial FAILs, the study goes on."""
 
 
+# Which end of each knob favours throughput (a prior, not a rule: memory and drift decide).
+THROUGHPUT_END: dict[str, Any] = {"max_num_seqs": max, "max_num_batched_tokens": max, "gpu_memory_utilization": max,
+                                  "kv_cache_space_gb": max, "enable_prefix_caching": True, "enforce_eager": False}
+
+
+def throughput_corner(spec: SweepSpec) -> dict[str, Any]:
+    """The point of the space at the throughput end of every knob (the warm start)."""
+    out: dict[str, Any] = {}
+    for name, p in spec.space.items():
+        end = THROUGHPUT_END[name]
+        if p.choices is not None:
+            out[name] = end(p.choices) if callable(end) else (end if end in p.choices else p.choices[0])
+        else:
+            high = p.high if p.step is None else p.low + math.floor((p.high - p.low) / p.step + 1e-9) * p.step
+            out[name] = KNOBS[name](round(high, 10))
+    return out
+
+
 def make_sampler(spec: SweepSpec, seed: int | None = None) -> Any:
     import optuna
 
@@ -426,10 +449,12 @@ def make_sampler(spec: SweepSpec, seed: int | None = None) -> Any:
         return optuna.samplers.RandomSampler(seed=seed)
     if s.name == "grid":
         return optuna.samplers.GridSampler({k: list(p.choices or []) for k, p in spec.space.items()}, seed=seed)
-    with warnings.catch_warnings():  # multivariate is "experimental" in name only by now
+    with warnings.catch_warnings():  # multivariate and group are "experimental" in name only by now
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # group: the reference trial has no parameters; without it, the intersection of the
+        # trials' search spaces is empty and multivariate TPE silently samples independently.
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s.n_startup_trials,
-                                          multivariate=s.multivariate)
+                                          multivariate=s.multivariate, group=s.multivariate)
 
 
 def make_pruner(spec: SweepSpec) -> Any:
@@ -601,6 +626,9 @@ class Sweep:
         study.enqueue_trial({}, user_attrs={ROLE_ATTR: "reference"})
         for cfg in self.spec.enqueue:
             study.enqueue_trial(dict(cfg), user_attrs={ROLE_ATTR: "enqueued"})
+        corner = throughput_corner(self.spec)
+        if self.spec.sampler.warm_start and corner not in self.spec.enqueue:
+            study.enqueue_trial(corner, user_attrs={ROLE_ATTR: "warm_start"})
         return study, True
 
     # -- MLflow -----------------------------------------------------------------------------
@@ -613,7 +641,9 @@ class Sweep:
 
         tracking.setup(experiment)
         client = mlflow.MlflowClient()
-        run_id = os.environ.get("MLFLOW_RUN_ID")
+        # Taken out of the environment as MLflow itself does, or the first nested trial run
+        # would resume the project's run instead of starting a child of it.
+        run_id = os.environ.pop("MLFLOW_RUN_ID", None)
         if not run_id:
             run_id = study.user_attrs.get("mlflow_parent_run_id")
             if not run_id and not created:  # the creator is about to record it
@@ -907,7 +937,8 @@ def best_trial(study: Any) -> Any:
 
 def trial_row(t: Any, spec: SweepSpec) -> dict[str, Any]:
     u = t.user_attrs
-    row: dict[str, Any] = {"trial": t.number, "state": t.state.name, "role": u.get(ROLE_ATTR, "sampled")}
+    row: dict[str, Any] = {"trial": t.number, "state": t.state.name, "role": u.get(ROLE_ATTR, "sampled"),
+                           "params": dict(t.params)}
     for k in spec.space:
         row[k] = t.params.get(k, u.get("knobs", {}).get(k))
     row |= {"output_tokens_per_s": t.value, "peak_rss_mb": u.get("peak_rss_mb"),
@@ -946,6 +977,12 @@ def log_plots(study: Any, rows: list[dict[str, Any]]) -> list[str]:
         plots = {"optimization_history.png": lambda: ovm.plot_optimization_history(
                      study, target_name="output tokens/s"),
                  "param_importances.png": lambda: ovm.plot_param_importances(study, target_name="output tokens/s")}
+        distinct = {json.dumps(r["params"], sort_keys=True) for r in rows
+                    if r["state"] == "COMPLETE" and r.get("params")}
+        if len(distinct) < 3:  # Optuna would draw equal bars: say why there is no figure instead
+            plots.pop("param_importances.png")
+            mlflow.set_tag("plot.param_importances.png",
+                           f"not drawn: {len(distinct)} distinct completed configurations (3 needed)")
         for name, make in plots.items():
             try:
                 ax = make()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from transformers import StoppingCriteria
+
 from specbench.engines.base import (
     Engine,
     Generation,
@@ -75,7 +77,8 @@ class HFEngine(Engine):
             else:
                 gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
             if params.stop:
-                gen_kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+                gen_kwargs["stopping_criteria"] = [_StopOnStrings(self.tokenizer, params.stop,
+                                                                  enc["input_ids"].shape[1])]
             with torch.inference_mode():
                 seqs = self.model.generate(**enc, **gen_kwargs)
             new = seqs[:, enc["input_ids"].shape[1]:]
@@ -110,12 +113,13 @@ class HFEngine(Engine):
                 mask[r, :len(s)] = 1
             with torch.inference_mode():
                 logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-            logp = torch.log_softmax(logits.float(), dim=-1)
             for r, i in enumerate(idx):
                 ctx, cont = splits[i]
                 pos = torch.arange(len(ctx) - 1, len(ctx) + len(cont) - 1)
                 target = torch.tensor(cont)
-                rows = logp[r, pos]
+                # log_softmax over the continuation's positions only: the whole
+                # (batch x length x vocabulary) tensor would cost gigabytes.
+                rows = torch.log_softmax(logits[r, pos.to(logits.device)].float(), dim=-1)
                 lp = rows.gather(1, target.to(rows.device).unsqueeze(1)).sum().item()
                 greedy = bool((rows.argmax(dim=-1).cpu() == target).all())
                 results[i] = LoglikResult(lp, greedy)
@@ -136,6 +140,27 @@ class HFEngine(Engine):
 
         self.model = None
         gc.collect()
+
+
+class _StopOnStrings(StoppingCriteria):
+    """Per-sequence stop on stop strings, checking only the decoded tail of each new row.
+
+    transformers' own ``stop_strings`` rebuilds a vocabulary-sized table on every
+    ``generate`` call, which on a CPU costs more than the tokens it saves.
+    """
+
+    def __init__(self, tokenizer: Any, stop: tuple[str, ...], prompt_len: int, tail_tokens: int = 12) -> None:
+        self.tokenizer = tokenizer
+        self.stop = stop
+        self.prompt_len = prompt_len
+        self.tail = tail_tokens
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        new = input_ids[:, self.prompt_len:]
+        tails = self.tokenizer.batch_decode(new[:, -self.tail:], skip_special_tokens=True)
+        return torch.tensor([any(s in t for s in self.stop) for t in tails], device=input_ids.device)
 
 
 def _generated_len(row: Any, tokenizer: Any) -> int:
