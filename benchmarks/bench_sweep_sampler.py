@@ -245,7 +245,7 @@ def replay_table(table: list[dict], seeds: int) -> dict:
     tpe = replace(spec, sampler=replace(base.sampler, name="tpe"))
     ref = reference_value()
     contenders = {  # name: (sampler factory, pruner factory, warm start)
-        "default: TPE (2 startup, multivariate) + warm start + percentile pruner (sweeps/cpu.yaml)":
+        "default: TPE (3 startup, multivariate, group) + warm start + percentile pruner (sweeps/cpu.yaml)":
             (lambda s: sweep.make_sampler(tpe, s), lambda: sweep.make_pruner(base), corner),
         "same TPE, cold start (no warm start)": (lambda s: sweep.make_sampler(tpe, s),
                                                  lambda: sweep.make_pruner(base), None),

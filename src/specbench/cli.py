@@ -286,6 +286,11 @@ def cmd_score(reg: Registry, args: argparse.Namespace) -> int:
     return 0
 
 
+def _blank_is_none(text: str) -> str | None:
+    """An empty value (what `mlflow run` passes for an unset parameter) means the default."""
+    return text.strip() or None
+
+
 def _csv(text: str) -> list[str] | None:
     names = [t.strip() for t in text.split(",") if t.strip()]
     return names or None
@@ -344,7 +349,7 @@ def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
     rsub = rp.add_subparsers(dest="what", required=True)
     cp = rsub.add_parser("category", help="one parent MLflow run, one child run per cell")
     cp.add_argument("name")
-    cp.add_argument("--preset", default=None)
+    cp.add_argument("--preset", type=_blank_is_none, default=None, help="engine preset (default: each model's)")
     cp.add_argument("--samples", type=_samples, default=None, help="first N items of each dataset")
     cp.add_argument("--engine", choices=["vllm", "transformers", "openai"], default="vllm")
     cp.add_argument("--seed", type=int, default=0)
@@ -362,7 +367,7 @@ def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
     ep.add_argument("--model", required=True)
     ep.add_argument("--dataset", required=True)
     ep.add_argument("--samples", type=_samples, default=None, help="first N items (default: all)")
-    ep.add_argument("--preset", default=None, help="engine preset (default: the model's)")
+    ep.add_argument("--preset", type=_blank_is_none, default=None, help="engine preset (default: the model's)")
     ep.add_argument("--engine", choices=["vllm", "transformers", "openai"], default="vllm")
     ep.add_argument("--seed", type=int, default=0)
     ep.add_argument("--experiment", default=None, help="MLflow experiment (default: specbench)")
