@@ -31,7 +31,7 @@ demo: $(SETUP)
 		-P samples=$(DEMO_SAMPLES) --env-manager local
 
 test: $(SETUP)
-	$(PY) -m pytest -q
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q
 
 lint: $(SETUP)
 	$(VENV)/bin/ruff check src tests benchmarks scripts

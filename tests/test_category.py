@@ -42,6 +42,8 @@ def test_dry_run_through_mlflow_project(tmp_path):
     r = subprocess.run([str(mlflow_bin), "run", ".", "-e", "category", "-P", "name=reasoning_specialized",
                         "-P", "dry_run=true", "--env-manager", "local"], capture_output=True, text=True, cwd=ROOT,
                        env={**os.environ, "HF_HUB_OFFLINE": "1",
+                            # the entry point's command runs `specbench` from PATH
+                            "PATH": f"{mlflow_bin.parent}{os.pathsep}{os.environ.get('PATH', '')}",
                             "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "deepseek_r1_distill_llama_70b" in r.stdout and "needs 4 GPUs" in r.stdout

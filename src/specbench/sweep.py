@@ -872,8 +872,8 @@ class Sweep:
         if best is None:
             mlflow.set_tag("best", "none: no feasible completed trial")
             return result
-        mlflow.set_tags({"best_trial": str(best.number),
-                         "best_params": json.dumps(best.params, sort_keys=True) or "{} (reference)"})
+        params = json.dumps(best.params, sort_keys=True) if best.params else "(the reference preset)"
+        mlflow.set_tags({"best_trial": str(best.number), "best_params": params})
         if write_preset:
             knobs = {k: v for k, v in best.user_attrs.get("knobs", best.params).items() if v is not None}
             path = write_tuned_preset(self.reg, self.model.key, self.preset_for(knobs),
