@@ -6,7 +6,7 @@ reset before every measurement so neither side profits from the other.  specbenc
 side is the whole cell: data loading, prompt rendering, generation, scoring, and MLflow
 logging (params, metrics, dataset input, sample table) into a sqlite store.
 
-    python benchmarks/bench_cell_overhead.py --samples 128 --max-new-tokens 64 --reps 2
+    python benchmarks/bench_cell_overhead.py --samples 128 --max-new-tokens 64 --reps 3
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def main() -> None:
     ap.add_argument("--dataset", default="gsm8k")
     ap.add_argument("--samples", type=int, default=128)
     ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
 
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{tempfile.mkdtemp()}/bench.db")

@@ -10,6 +10,8 @@ checkpoint where the real one belongs.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -17,6 +19,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -28,6 +31,8 @@ from specbench.registry import RegistryError, load_registry
 from specbench.weights import (
     FLOAT_DIR,
     PACKED_DIR,
+    QUANTIZED_MANIFEST,
+    QUANTIZER_REVISION,
     SIMULATED_SOURCE,
     derived_manifest,
     gpu_count,
@@ -71,6 +76,31 @@ def test_unpacked_weights_equal_autoawqs_own_dequantization(group_size):
     assert max(len(torch.unique(g)) for g in groups.reshape(-1, group_size)) <= 16
 
 
+def _scale_search(quantizer_cls: type, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """One AutoAWQ scale search on a small Linear, on this CPU: (weight before, weight after)."""
+    torch.manual_seed(seed)
+    linear = torch.nn.Linear(128, 64, bias=False)
+    x = torch.randn(1, 32, 128)
+    q = object.__new__(quantizer_cls)  # the search needs only these settings, not a model
+    q.group_size, q.zero_point, q.w_bit, q.duo_scaling = 64, True, 4, True
+    q.n_parallel_calib_samples, q.max_chunk_memory = None, 1 << 30
+    before = linear.weight.detach().clone()
+    with torch.no_grad():  # as in AutoAWQ's caller
+        q._compute_best_scale(x, linear.weight.abs().mean(0), x.abs().view(-1, 128).mean(0), linear, [linear],
+                              linear(x), {})
+    return before, linear.weight.detach()
+
+
+def test_cpu_scale_search_leaves_the_weights_as_they_were():
+    pytest.importorskip("awq")
+    from awq.quantize.quantizer import AwqQuantizer
+
+    before, after = _scale_search(quantize.cpu_safe_quantizer())
+    assert torch.equal(before, after)
+    before, after = _scale_search(AwqQuantizer)  # the bug it works around, still there in 0.2.9
+    assert not torch.allclose(before, after), "AutoAWQ fixed its CPU snapshot: drop cpu_safe_quantizer"
+
+
 # -- registry and refusals --------------------------------------------------------------------------
 
 def test_derived_model_inherits_its_parents_facts(registry):
@@ -95,6 +125,18 @@ def test_entry_written_for_a_new_derived_model_loads_and_inherits(conf_copy):
     assert new.hf_id == reg.model("qwen25_0_5b").hf_id and new.parameters_b == reg.model("qwen25_0_5b").parameters_b
     with pytest.raises(quantize.QuantizeError, match="made with recipe awq_w4_g64, not awq_w4_g128"):
         quantize.pick_target(reg, "smollm2_135m", recipe="awq_w4_g128")  # its entry names awq_w4_g64
+
+
+def test_checkpoint_from_an_older_quantizer_reads_as_stale(registry, monkeypatch, tmp_path):
+    monkeypatch.setenv("SPECBENCH_CACHE", str(tmp_path))
+    model = registry.model("smollm2_135m_awq")
+    folder = tmp_path / "models" / model.key
+    folder.mkdir(parents=True)
+    manifest = {"recipe_digest": registry.quantization(model.recipe).digest()}  # revision 1 wrote none
+    (folder / QUANTIZED_MANIFEST).write_text(json.dumps(manifest))
+    assert "older specbench quantizer" in stale_checkpoint(registry, model)
+    (folder / QUANTIZED_MANIFEST).write_text(json.dumps(manifest | {"quantizer_revision": QUANTIZER_REVISION}))
+    assert stale_checkpoint(registry, model) is None
 
 
 def test_recipe_that_calibrates_on_the_evaluation_split_is_refused(conf_copy):
@@ -224,8 +266,10 @@ def test_awq_variant_runs_simulated_beside_its_parent_and_answers_differently(st
     if gpu_count() > 0:
         pytest.skip("with a GPU the packed checkpoint runs on AWQ kernels (not simulated)")
     reg, _ = quantized
-    plans = {k: plan_cell(reg, k, "gsm8k", engine="transformers", samples=6) for k in ("smollm2_135m",
-                                                                                          "smollm2_135m_awq")}
+    # 4 items and 48 new tokens: enough to tell the weights apart, cheap on a busy 2-core CPU.
+    plans = {k: plan_cell(reg, k, "gsm8k", engine="transformers", samples=4)
+             for k in ("smollm2_135m", "smollm2_135m_awq")}
+    plans = {k: dataclasses.replace(p, gen=dataclasses.replace(p.gen, max_new_tokens=48)) for k, p in plans.items()}
     awq_plan = plans["smollm2_135m_awq"]
     assert awq_plan.resolved.source == SIMULATED_SOURCE and awq_plan.resolved.path.endswith(FLOAT_DIR)
     assert awq_plan.engine_params["dtype"] == "float32" and "quantization" not in awq_plan.engine_params
@@ -241,7 +285,16 @@ def test_awq_variant_runs_simulated_beside_its_parent_and_answers_differently(st
     assert parent_tags["quantization"] == "none" and "perf_representative" not in parent_tags
     a, b = results["smollm2_135m_awq"].outputs, results["smollm2_135m"].outputs
     assert any(x != y for x, y in zip(a, b, strict=True)), "quantized weights gave identical outputs"
-    summary = quantize.pair_summary(client.get_run(results["smollm2_135m_awq"].run_id),
-                                    client.get_run(results["smollm2_135m"].run_id))
-    assert summary["simulated"] and summary["throughput_ratio"] is None and summary["memory_ratio"] is None
-    assert summary["delta"] == pytest.approx(summary["variant_value"] - summary["parent_value"])
+    # The comparison module pairs the variant with its parent, item by item.
+    from specbench import compare
+
+    cstore = compare.RunStore(client)
+    cells = compare.latest_cells([client.get_run(r.run_id) for r in results.values()])
+    q = compare.quantization_table(reg, cstore, cells, "efficiency_optimized")
+    row = q[q.dataset == "gsm8k"].iloc[0]
+    assert (row.variant, row.parent, row.status, row.simulated) == ("smollm2_135m_awq", "smollm2_135m",
+                                                                      "finished", True)
+    assert row.n_paired == 4 and row.delta == pytest.approx(row.variant_value - row.parent_value)
+    assert row.test == "mcnemar_exact" and 0 <= row.p_value <= 1
+    assert np.isnan(row.throughput_ratio) and np.isnan(row.memory_ratio)  # simulated: not AWQ's speed/memory
+    assert 0.15 < row.size_ratio < 0.5  # packed int4 over the parent's checkpoint

@@ -548,7 +548,8 @@ def cmd_compare(reg: Registry, args: argparse.Namespace) -> int:
             print(json.dumps({"run_id": run_id, "output": str(out_dir) if args.output else None,
                               "categories": {v.category: {"matrix": v.matrix.to_dict("records"),
                                                           "deltas": v.deltas.to_dict("records"),
-                                                          "efficiency": v.efficiency.to_dict("records")}
+                                                          "efficiency": v.efficiency.to_dict("records"),
+                                                          "quantization": v.quantization.to_dict("records")}
                                              for v in comp.categories},
                               "framework": None if comp.framework is None else comp.framework.to_dict("records")},
                              indent=2, default=str))
@@ -559,6 +560,9 @@ def cmd_compare(reg: Registry, args: argparse.Namespace) -> int:
         for base, grp in v.deltas.groupby("baseline", sort=False):
             _emit(render.delta_display(grp).to_dict("records"), ["model", *dict.fromkeys(grp.dataset)],
                   "table", f"{v.category}: specialist - {base}, points")
+        if len(v.quantization):
+            d = render.quantization_display(v.quantization)
+            _emit(d.to_dict("records"), list(d.columns), "table", f"{v.category}: quantized - parent, points")
     if comp.framework is not None:
         d = render.framework_display(comp.framework)
         _emit(d.to_dict("records"), list(d.columns), "table", "specialization framework")

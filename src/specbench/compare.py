@@ -10,6 +10,8 @@ per cell, pandas) from which every rendering is made:
   McNemar's exact test for right/wrong scores and the paired bootstrap otherwise;
 - ``efficiency_table``: accuracy against output tokens/s and peak memory (Pareto fronts)
   and accuracy per billion parameters;
+- ``quantization_table``: each quantized variant against its full-precision parent
+  (paired delta and test, size, memory and throughput ratios);
 - ``framework_matrix``: conf/framework.yaml's primary task x role matrix.
 
 A declared model or dataset without a finished run is a row with status ``missing`` (or
@@ -258,6 +260,26 @@ def pair_scores(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray, lis
     return a.loc[ids].to_numpy(), b.loc[ids].to_numpy(), ids
 
 
+def paired(store: RunStore, a: Cell, b: Cell, metric: str, seed: int = stats.SEED) -> dict[str, Any]:
+    """Cell a minus cell b on the items both answered: status, delta, its interval, the paired
+    test (McNemar for right/wrong scores, else the paired bootstrap) and McNemar's counts."""
+    out: dict[str, Any] = {"status": FINISHED, "delta": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                           "p_value": np.nan, "test": "", "n_paired": 0, "b": np.nan, "c": np.nan}
+    if a.status != FINISHED or b.status != FINISHED:
+        out["status"] = next(st for st in (FAILED, RUNNING, MISSING) if st in (a.status, b.status))
+        return out
+    sa, sb = store.scores(a, metric), store.scores(b, metric)
+    if sa is None or sb is None:
+        return out | {"status": MISSING, "test": "no per-item scores"}
+    x, y, ids = pair_scores(sa, sb)
+    res = stats.paired_test(x, y, seed=seed)
+    out.update(delta=res.delta, ci_low=res.low, ci_high=res.high, p_value=res.p_value, test=res.test,
+               n_paired=res.n, b=res.b if res.b is not None else np.nan, c=res.c if res.c is not None else np.nan)
+    if not ids:
+        out["status"] = MISSING
+    return out
+
+
 DELTA_COLUMNS = ["category", "model", "preset", "baseline", "baseline_preset", "dataset", "metric", "status",
                  "delta", "ci_low", "ci_high", "p_value", "test", "n_paired", "b", "c", "model_value",
                  "baseline_value", "run_id", "baseline_run_id"]
@@ -279,30 +301,11 @@ def delta_matrix(reg: Registry, store: RunStore, cells: dict, category: str, *, 
                 for ds in datasets_of(reg, category, cells, datasets):
                     s, g = _cell(cells, model, ds, preset), _cell(cells, base, ds, bpreset)
                     m = metric or main_metric(reg, ds, s)
-                    row: dict[str, Any] = {
+                    out.append({
                         "category": category, "model": model, "preset": preset, "baseline": base,
-                        "baseline_preset": bpreset, "dataset": ds, "metric": m, "status": FINISHED, "delta": np.nan,
-                        "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "test": "", "n_paired": 0,
-                        "b": np.nan, "c": np.nan, "model_value": s.metric(m), "baseline_value": g.metric(m),
-                        "run_id": s.run_id, "baseline_run_id": g.run_id}
-                    if s.status != FINISHED or g.status != FINISHED:
-                        worst = next(st for st in (FAILED, RUNNING, MISSING) if st in (s.status, g.status))
-                        row["status"] = worst
-                        out.append(row)
-                        continue
-                    sa, sb = store.scores(s, m), store.scores(g, m)
-                    if sa is None or sb is None:
-                        row.update(status=MISSING, test="no per-item scores")
-                        out.append(row)
-                        continue
-                    a, b, ids = pair_scores(sa, sb)
-                    res = stats.paired_test(a, b, seed=seed)
-                    row.update(delta=res.delta, ci_low=res.low, ci_high=res.high, p_value=res.p_value,
-                               test=res.test, n_paired=res.n, b=res.b if res.b is not None else np.nan,
-                               c=res.c if res.c is not None else np.nan)
-                    if not ids:
-                        row["status"] = MISSING
-                    out.append(row)
+                        "baseline_preset": bpreset, "dataset": ds, "metric": m, "model_value": s.metric(m),
+                        "baseline_value": g.metric(m), "run_id": s.run_id, "baseline_run_id": g.run_id,
+                        **paired(store, s, g, m, seed)})
     return pd.DataFrame(out, columns=DELTA_COLUMNS)
 
 
@@ -354,6 +357,50 @@ def efficiency_table(reg: Registry, cells: dict, matrix: pd.DataFrame) -> pd.Dat
     return df
 
 
+QUANT_COLUMNS = ["category", "variant", "parent", "preset", "parent_preset", "dataset", "metric", "status",
+                 "simulated", "variant_value", "parent_value", "delta", "ci_low", "ci_high", "p_value", "test",
+                 "n_paired", "b", "c", "size_ratio", "memory_ratio", "memory_metric", "throughput_ratio", "run_id",
+                 "parent_run_id"]
+
+
+def _ratio(a: Cell, b: Cell, names: tuple[str, ...]) -> tuple[float, str]:
+    """a's metric over b's for the first of names both cells logged (nan, '' when none)."""
+    for name in names:
+        x, y = a.metric(name), b.metric(name)
+        if np.isfinite(x) and np.isfinite(y) and y:
+            return x / y, name
+    return np.nan, ""
+
+
+def quantization_table(reg: Registry, store: RunStore, cells: dict, category: str,
+                       seed: int = stats.SEED) -> pd.DataFrame:
+    """Each quantized variant that has runs here beside its full-precision parent, per dataset
+    and preset: paired accuracy delta with its test, weights-on-disk ratio, and memory and
+    throughput ratios, which stay empty when either run is simulated (unpacked int4 weights
+    on a machine without AWQ kernels: its speed and memory are not AWQ's)."""
+    from specbench.quantize import quantized_pairs, size_ratio
+
+    out = []
+    for variant, parent in quantized_pairs(reg):
+        for preset in sorted({p for (m, _, p) in cells if m == variant}):
+            for ds in datasets_of(reg, category, {k: c for k, c in cells.items() if k[0] == variant}):
+                v = _cell(cells, variant, ds, preset)
+                p = cells.get((parent, ds, preset)) or _best_any_preset(reg, cells, parent, ds)
+                m = main_metric(reg, ds, v)
+                simulated = any(c.run is not None and c.run.data.tags.get("perf_representative") == "false"
+                                for c in (v, p))
+                mem, mem_name = _ratio(v, p, MEMORY_METRICS)
+                tps, _ = _ratio(v, p, ("output_tokens_per_s",))
+                out.append({
+                    "category": category, "variant": variant, "parent": parent, "preset": preset,
+                    "parent_preset": p.preset, "dataset": ds, "metric": m, "simulated": simulated,
+                    "variant_value": v.metric(m), "parent_value": p.metric(m), "size_ratio": size_ratio(reg, variant),
+                    "memory_ratio": np.nan if simulated else mem, "memory_metric": "" if simulated else mem_name,
+                    "throughput_ratio": np.nan if simulated else tps, "run_id": v.run_id,
+                    "parent_run_id": p.run_id, **paired(store, v, p, m, seed)})
+    return pd.DataFrame(out, columns=QUANT_COLUMNS)
+
+
 def framework_matrix(reg: Registry, cells: dict, metric: str | None = None) -> pd.DataFrame:
     """conf/framework.yaml: per task and role, the model's mean main metric over the task's
     datasets; missing unless every dataset has a finished run (any preset, the model's own
@@ -398,6 +445,7 @@ class CategoryViews:
     matrix: pd.DataFrame
     deltas: pd.DataFrame
     efficiency: pd.DataFrame
+    quantization: pd.DataFrame  # quantized variants vs their parents (empty when none ran)
 
 
 @dataclass
@@ -432,7 +480,8 @@ def build(reg: Registry, sel: Selection, *, framework: bool = False, store: RunS
         mine = {k: c for k, c in cells.items() if c.run is None or c.run.data.tags.get("category") == cat}
         matrix = metric_matrix(reg, store, mine, cat, seed=seed)
         views.append(CategoryViews(cat, matrix, delta_matrix(reg, store, mine, cat, seed=seed),
-                                   efficiency_table(reg, mine, matrix)))
+                                   efficiency_table(reg, mine, matrix),
+                                   quantization_table(reg, store, mine, cat, seed=seed)))
     fw = framework_matrix(reg, cells) if framework else None
     used = [c for c in cells.values() if c.run is not None]
     parents = sorted({c.run.data.tags["mlflow.parentRunId"] for c in used if "mlflow.parentRunId" in c.run.data.tags})
@@ -469,7 +518,7 @@ def write(comp: Comparison, out_dir: Path, *, scale: float = 100.0, decimals: in
     sections: list[render.Section] = []
     for v in comp.categories:
         sections += render.category_sections(v.category, v.matrix, v.deltas, v.efficiency, out_dir, files,
-                                             scale=scale, decimals=decimals)
+                                             scale=scale, decimals=decimals, quant=v.quantization)
     if comp.framework is not None:
         sections.append(render.framework_section(comp.framework, out_dir, files, scale=scale, decimals=decimals))
     prov = out_dir / "provenance.json"

@@ -21,6 +21,7 @@ from specbench.config import to_plain as _plain
 from specbench.engines import GenParams, planned_params
 from specbench.registry import Registry, RegistryError, suggest
 from specbench.weights import (
+    QUANTIZER_REVISION,
     SIMULATED_SOURCE,
     ModelUnavailable,
     ResolvedModel,
@@ -142,10 +143,16 @@ def _engine_params(engine: str, model: ModelConfig, preset: PresetConfig, resolv
 def stale_checkpoint(reg: Registry, model: ModelConfig) -> str | None:
     """Why a derived model's checkpoint no longer matches its recipe in conf/ (None if it does)."""
     manifest = derived_manifest(model) if model.recipe else None
-    if manifest is None or manifest.get("recipe_digest") == reg.quantization(model.recipe).digest():
+    if manifest is None:
         return None
-    return (f"{model.key}: its checkpoint was made with another version of recipe {model.recipe}; "
-            f"run `specbench quantize --model {model.parent}` again")
+    if manifest.get("recipe_digest") != reg.quantization(model.recipe).digest():
+        return (f"{model.key}: its checkpoint was made with another version of recipe {model.recipe}; "
+                f"run `specbench quantize --model {model.parent}` again")
+    if manifest.get("quantizer_revision", 1) != QUANTIZER_REVISION:
+        return (f"{model.key}: its checkpoint was made by an older specbench quantizer "
+                f"(revision {manifest.get('quantizer_revision', 1)}, now {QUANTIZER_REVISION}); "
+                f"run `specbench quantize --model {model.parent}` again")
+    return None
 
 
 def tuned_preset_name(model_key: str) -> str:

@@ -15,7 +15,8 @@ evaluation split), and writes cache/models/<M_awq>/:
 One MLflow run records the recipe, wall time, sizes before and after and the calibration
 digest.  The derived model is a registry entry (conf/models/<M_awq>.yaml) that names its
 parent and recipe and inherits the parent's other facts; quantizing a model that has none
-yet writes one.  The comparison side gets :func:`quantized_pairs` and :func:`pair_summary`.
+yet writes one.  The comparison module pairs variants with parents through :func:`quantized_pairs` and
+:func:`size_ratio` (``compare.quantization_table``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from specbench.weights import (
     FLOAT_DIR,
     PACKED_DIR,
     QUANTIZED_MANIFEST,
+    QUANTIZER_REVISION,
     ModelUnavailable,
     derived_dir,
     derived_manifest,
@@ -262,6 +264,35 @@ def _copy_side_files(parent: Path, dst: Path) -> None:
 
 # -- the quantize step ----------------------------------------------------------------------------
 
+def cpu_safe_quantizer() -> type:
+    """AutoAWQ's quantizer with one CPU bug worked around.
+
+    AutoAWQ 0.2.9's scale search snapshots each module as ``{k: v.cpu()}`` and restores it after
+    every grid point.  On a GPU ``.cpu()`` copies; on a CPU it returns the very tensors that the
+    search then scales in place, so the "restore" keeps every grid point's scaling and the
+    weights drift by the product of 20 scale vectors (SmolLM2 answered "E E E ...").  Here the
+    snapshot is a copy; the search itself is AutoAWQ's, unchanged.
+    """
+    from awq.quantize.quantizer import AwqQuantizer
+
+    class CpuSafeAwqQuantizer(AwqQuantizer):
+        def _compute_best_scale(self, x, w_mean, x_mean, module2inspect, linears2scale, fp16_output,
+                                kwargs=None):  # noqa: ANN001 - AutoAWQ's signature
+            live = module2inspect.state_dict
+
+            def copied(*args: Any, **kw: Any) -> dict[str, Any]:
+                return {k: v.detach().clone() for k, v in live(*args, **kw).items()}
+
+            module2inspect.state_dict = copied  # what the search snapshots and restores from
+            try:
+                return super()._compute_best_scale(x, w_mean, x_mean, module2inspect, linears2scale, fp16_output,
+                                                   kwargs if kwargs is not None else {})
+            finally:
+                del module2inspect.state_dict
+
+    return CpuSafeAwqQuantizer
+
+
 @dataclass
 class QuantizeResult:
     key: str
@@ -314,6 +345,7 @@ def _record(manifest: dict[str, Any], reused: bool) -> None:
         "calibration.blocks": cal["blocks"], "calibration.block_tokens": spec["calibration"]["block_tokens"],
         "calibration.texts": cal["texts"], "calibration.source": cal["source"][-250:],
         "autoawq": manifest["autoawq"], "device": manifest["device"],
+        "quantizer_revision": manifest.get("quantizer_revision", 1),
     })
     mlflow.log_metrics(tracking.clean_metrics({k: manifest.get(k) for k in (
         "quantize_s", "unpack_s", "size_before_mb", "size_before_fp16_mb", "size_after_mb", "size_float_mb",
@@ -367,7 +399,8 @@ def quantize(reg: Registry, model_key: str, *, recipe: str | None = None, force:
     final = derived_dir(target.key)
     old = derived_manifest(target.key)
     if (old and not force and old.get("recipe_digest") == target.spec.digest()
-            and old.get("parent_revision") == parent_w.revision):
+            and old.get("parent_revision") == parent_w.revision
+            and old.get("quantizer_revision", 1) == QUANTIZER_REVISION):
         with _start_run(target, experiment) as run:
             _record(old, reused=True)
         return QuantizeResult(target.key, target.parent.key, target.spec.key, final, old, run.info.run_id,
@@ -429,7 +462,7 @@ def _quantize_into(reg: Registry, target: Target, parent_path: str, parent_revis
                                           "w_bit": spec.bits, "version": spec.version.value},
                        calib_data=cal.blocks, max_calib_samples=len(cal.blocks),
                        max_calib_seq_len=spec.calibration.block_tokens, apply_clip=spec.clip_search,
-                       duo_scaling=spec.duo_scaling)
+                       duo_scaling=spec.duo_scaling, **({} if on_gpu else {"quantizer_cls": cpu_safe_quantizer()}))
         model.model.half()
         model.save_quantized(str(packed))
         quantize_s = time.perf_counter() - t0
@@ -450,7 +483,8 @@ def _quantize_into(reg: Registry, target: Target, parent_path: str, parent_revis
     before, after = weight_bytes(parent_path), weight_bytes(packed)
     manifest = {
         "model": target.key, "parent": target.parent.key, "parent_revision": parent_revision,
-        "recipe": _plain(spec), "recipe_digest": spec.digest(), "digest": digest.hexdigest()[:16],
+        "recipe": _plain(spec), "recipe_digest": spec.digest(), "quantizer_revision": QUANTIZER_REVISION,
+        "digest": digest.hexdigest()[:16],
         "calibration": {"digest": cal.digest, "source": cal.source, "source_digest": cal.source_digest,
                         "texts": cal.texts, "blocks": len(cal.blocks)},
         "quantize_s": round(quantize_s, 1), "unpack_s": round(unpack_s, 1), "peak_rss_mb": rss.peak_mb,
@@ -471,30 +505,6 @@ def quantized_pairs(reg: Registry) -> list[tuple[str, str]]:
     is quantized: the derived AWQ models and the hub AWQ checkpoints alike."""
     return [(m.key, m.parent) for m in reg.models.values()
             if m.parent is not None and m.quantization != Quantization.none and m.parent in reg.models]
-
-
-def pair_summary(variant: Any, parent: Any, metric: str | None = None) -> dict[str, Any]:
-    """What a quantized variant's run costs and saves against its parent's run (MLflow Run objects
-    of the same dataset): main-metric delta, size, memory and throughput ratios.  Throughput and
-    memory ratios are None when either run is simulated (unpacked weights, no AWQ kernel).  The
-    paired significance test over the per-item scores is the comparison module's."""
-    vt, pt = variant.data.tags, parent.data.tags
-    metric = metric or vt.get("main_metric") or pt.get("main_metric")
-    vm, pm = variant.data.metrics, parent.data.metrics
-    simulated = "false" in (vt.get("perf_representative"), pt.get("perf_representative"))
-
-    def ratio(key: str) -> float | None:
-        a, b = vm.get(key), pm.get(key)
-        return a / b if a is not None and b else None
-
-    return {
-        "variant": vt.get("model"), "parent": pt.get("model"), "dataset": vt.get("dataset"), "metric": metric,
-        "variant_value": vm.get(metric), "parent_value": pm.get(metric),
-        "delta": vm[metric] - pm[metric] if metric in vm and metric in pm else None,
-        "simulated": simulated,
-        "throughput_ratio": None if simulated else ratio("output_tokens_per_s"),
-        "memory_ratio": None if simulated else (ratio("gpu_used_mb") or ratio("peak_rss_mb")),
-    }
 
 
 def size_ratio(reg: Registry, variant: str) -> float:

@@ -116,6 +116,33 @@ def efficiency_display(eff: pd.DataFrame, *, scale: float = 100.0, decimals: int
     })
 
 
+def quantization_display(q: pd.DataFrame, *, scale: float = 100.0, decimals: int = 1) -> pd.DataFrame:
+    """One row per variant x dataset: both scores, the paired delta with stars and interval,
+    and the cost ratios (variant over parent)."""
+    def delta(r: pd.Series) -> str:
+        if r.status != "finished":
+            return MARKS.get(r.status, r.status)
+        out = num(r.delta, scale, decimals, sign=True) + stats.stars(r.p_value)
+        if np.isfinite(r.ci_low):
+            out += f" [{num(r.ci_low, scale, decimals, True)}, {num(r.ci_high, scale, decimals, True)}]"
+        return out
+
+    def ratio(v: float, simulated: bool) -> str:
+        return "simulated" if simulated else DASH if not np.isfinite(v) else f"{v:.2f}x"
+
+    return pd.DataFrame({
+        "variant": q.variant + np.where(q.preset != q.parent_preset, " [" + q.preset + "]", ""),
+        "parent": q.parent, "dataset": q.dataset,
+        "variant score": [num(v, scale, decimals) for v in q.variant_value],
+        "parent score": [num(v, scale, decimals) for v in q.parent_value],
+        "delta": [delta(r) for _, r in q.iterrows()] if len(q) else [],
+        "p": ["" if not np.isfinite(p) else f"{p:.3g}" for p in q.p_value],
+        "size": [ratio(v, False) for v in q.size_ratio],
+        "memory": [ratio(v, s) for v, s in zip(q.memory_ratio, q.simulated, strict=True)],
+        "output tok/s": [ratio(v, s) for v, s in zip(q.throughput_ratio, q.simulated, strict=True)],
+    })
+
+
 def framework_display(fw: pd.DataFrame, *, scale: float = 100.0, decimals: int = 1) -> pd.DataFrame:
     def text(r: pd.Series) -> str:
         if not r.model:
@@ -283,7 +310,8 @@ def pareto_plot(eff: pd.DataFrame, x: str, front: str, xlabel: str, title: str, 
 # -- the sections a comparison writes ------------------------------------------------
 
 def category_sections(cat: str, matrix: pd.DataFrame, deltas: pd.DataFrame, eff: pd.DataFrame, out_dir: Path,
-                      files: list[Path], *, scale: float = 100.0, decimals: int = 1) -> list[Section]:
+                      files: list[Path], *, scale: float = 100.0, decimals: int = 1,
+                      quant: pd.DataFrame | None = None) -> list[Section]:
     sections = []
     disp = matrix_display(matrix, scale=scale, decimals=decimals)
     metrics = ", ".join(sorted(set(matrix.metric)))
@@ -320,6 +348,15 @@ def category_sections(cat: str, matrix: pd.DataFrame, deltas: pd.DataFrame, eff:
                 out_dir / f"{cat}.efficiency_memory.png", scale=scale)]
     files += imgs
     sections.append(Section(f"{cat}: efficiency", e, imgs, cap))
+    if quant is not None and len(quant):
+        d = quantization_display(quant, scale=scale, decimals=decimals)
+        cap = (f"{cat}: quantized variants minus their full-precision parents (points), paired by item; "
+               "size, memory and throughput as variant/parent ratios")
+        note = SIG_NOTE + ("; simulated: int4 weights unpacked to floats on a machine without AWQ kernels, "
+                           "so accuracy is the quantized model's but memory and speed are not")
+        files += write_table(d, quant, out_dir / f"{cat}.quantization", caption=cap, label=f"tab:{cat}-quantization",
+                             note=note)
+        sections.append(Section(f"{cat}: quantized vs full precision", d, [], cap + ". " + note))
     return sections
 
 

@@ -44,6 +44,9 @@ class ResolvedModel:
 
 
 QUANTIZED_MANIFEST = "specbench.json"  # written last by `specbench quantize`: the checkpoint is complete
+# Bumped whenever `specbench quantize` changes the weights it writes for the same recipe, so older
+# checkpoints read as stale.  2: AutoAWQ's CPU scale search no longer compounds its grid scalings.
+QUANTIZER_REVISION = 2
 PACKED_DIR, FLOAT_DIR = "awq", "float"
 SIMULATED_SOURCE = "awq-unpacked"  # the int4 weights as floats: same values, no AWQ kernel
 
