@@ -29,6 +29,8 @@ demo: $(SETUP)
 		-P model=smollm2_135m --env-manager local
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" mlflow run . -e category --experiment-name specbench -P name=$(DEMO_CATEGORY) \
 		-P samples=$(DEMO_SAMPLES) --env-manager local
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" mlflow run . -e compare --experiment-name specbench \
+		-P category=$(DEMO_CATEGORY) --env-manager local
 
 test: $(SETUP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q
