@@ -84,6 +84,12 @@ def test_unknown_key_suggests_the_real_one(conf_copy):
     assert "models/qwen25_7b.yaml" in msg and "contex_window" in msg and "'context_window'" in msg
 
 
+def test_unknown_nested_key_suggests_from_its_own_block(conf_copy):
+    _edit(conf_copy / "datasets" / "gsm8k.yaml", lambda d: d["prompt"].__setitem__("max_new_tokenz", 64))
+    msg = _error(conf_copy)
+    assert "datasets/gsm8k.yaml" in msg and "prompt.max_new_tokenz" in msg and "'max_new_tokens'" in msg
+
+
 def test_wrong_type_is_refused(conf_copy):
     _edit(conf_copy / "models" / "qwen25_7b.yaml", lambda d: d.__setitem__("context_window", "big"))
     msg = _error(conf_copy)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -88,8 +89,7 @@ def _translate(exc: OmegaConfBaseException, schema: type, file: Path) -> Registr
         parent = key.rsplit(".", 1)[0] if "." in key else ""
         sub = schema
         for part in parent.split(".") if parent else []:
-            ftype = {f.name: f.type for f in fields(sub)}.get(part)
-            sub = _resolve_type(ftype) or sub
+            sub = _field_dataclass(sub, part) or sub
         return RegistryError(f"unknown key '{bad}'; {suggest(bad, _schema_keys(sub))}", file, key)
     if isinstance(exc, ValidationError):
         msg = str(exc).splitlines()[0]
@@ -97,16 +97,19 @@ def _translate(exc: OmegaConfBaseException, schema: type, file: Path) -> Registr
     return RegistryError(str(exc).splitlines()[0], file, key)
 
 
-def _resolve_type(ftype: Any) -> type | None:
-    """The dataclass behind a field annotation like 'Optional[PromptConfig]'."""
-    import specbench.config as cfgmod
-
-    if isinstance(ftype, str):
-        for name in ("PromptConfig", "CategoryDatasets", "OfflineSource", "CalibrationConfig", "FrameworkTask"):
-            if name in ftype:
-                return getattr(cfgmod, name)
+def _field_dataclass(schema: type, name: str) -> type | None:
+    """The dataclass a field holds (through Optional, list or dict), for nested key suggestions."""
+    try:
+        hint = typing.get_type_hints(schema).get(name)
+    except (NameError, TypeError):
         return None
-    return ftype if is_dataclass(ftype) else None
+    todo = [hint]
+    while todo:
+        t = todo.pop()
+        if is_dataclass(t):
+            return t  # type: ignore[return-value]
+        todo += [a for a in typing.get_args(t) if a is not type(None)]
+    return None
 
 
 def load_object(data: Any, schema: type[T], file: Path, prefix: str = "") -> T:
