@@ -16,6 +16,14 @@ SEEDS = ROOT.parent / "shared" / "seeds"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def _no_inherited_mlflow_experiment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mlflow.set_experiment exports MLFLOW_EXPERIMENT_ID into this process's environment, and
+    every subprocess a later test starts would inherit it (`mlflow run --experiment-name` then
+    refuses both).  Each test starts without it; in-process MLflow keeps its active experiment."""
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+
+
 @pytest.fixture(scope="session")
 def registry():
     return load_registry(CONF)
