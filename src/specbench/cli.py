@@ -331,10 +331,11 @@ def cmd_run_category(reg: Registry, args: argparse.Namespace) -> int:
 
 
 def _print_plan(cplan) -> None:
-    rows = [{"cell": c.name, "role": c.role, "gpus": c.needs["gpus"], "tp": c.needs["tensor_parallel"],
-             "weights_gb": c.needs["weights_gb"], "mem/gpu_gb": c.needs["memory_per_gpu_gb"],
-             "status": "runnable" if c.reason is None else "skip"} for c in cplan.cells]
-    _emit(rows, ["cell", "role", "gpus", "tp", "weights_gb", "mem/gpu_gb", "status"], "table",
+    rows = [{"cell": c.name, "role": c.role, "engine": c.engine, "gpus": c.needs["gpus"],
+             "tp": c.needs["tensor_parallel"], "weights_gb": c.needs["weights_gb"],
+             "mem/gpu_gb": c.needs["memory_per_gpu_gb"], "status": "runnable" if c.reason is None else "skip"}
+            for c in cplan.cells]
+    _emit(rows, ["cell", "role", "engine", "gpus", "tp", "weights_gb", "mem/gpu_gb", "status"], "table",
           f"plan {cplan.category}: {len(cplan.runnable)} runnable, {len(cplan.skipped)} skipped "
           f"(digest {cplan.digest()})")
     reasons: dict[str, list[str]] = {}

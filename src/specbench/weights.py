@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from specbench.config import ModelConfig, Quantization
+from specbench.config import Architecture, ModelConfig, Quantization
 
 
 class ModelUnavailable(RuntimeError):
@@ -97,6 +97,9 @@ def runnable_reason(model: ModelConfig, gpus: int | None = None) -> str | None:
         return f"{model.key} is API-only ({model.display_name}); use --engine openai with its endpoint"
     if not model.can_generate:
         return f"{model.key} is {model.architecture.value.replace('_', '-')} and cannot generate text"
+    if model.architecture == Architecture.encoder_decoder and model.modality.value == "text":
+        return (f"{model.key} is encoder-decoder: vLLM dropped those (except Whisper) and the transformers "
+                "engine serves causal language models only")
     reasons = []
     if model.modality.value != "text":
         reasons.append(f"a {model.modality.value} model (image inputs are not supported yet)")

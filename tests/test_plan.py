@@ -1,0 +1,55 @@
+"""Which engine serves which model: the registry's ``engines`` field in cell and category plans."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from specbench.plan import CellUnavailable, engine_for, plan_category, plan_cell
+from specbench.registry import RegistryError, load_registry
+from specbench.weights import runnable_reason
+
+
+def _allow_only(conf, key: str, engines: list[str]) -> None:
+    path = conf / "models" / f"{key}.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["engines"] = engines
+    path.write_text(yaml.safe_dump(data))
+
+
+def test_biogpt_is_declared_transformers_only(registry):
+    biogpt = registry.model("biogpt")
+    assert engine_for(biogpt, "vllm") is None
+    assert engine_for(biogpt, "transformers") == "transformers"
+    assert engine_for(biogpt, "openai") == "openai"  # an endpoint serves whatever it was started with
+    assert engine_for(registry.model("qwen25_7b"), "vllm") == "vllm"  # no list: any engine
+
+
+def test_a_single_cell_on_an_engine_the_model_refuses_says_which_to_use(registry, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # refused before any download is tried
+    with pytest.raises(CellUnavailable, match="the vllm engine cannot serve it .* use --engine transformers"):
+        plan_cell(registry, "biogpt", "pubmedqa", engine="vllm")
+
+
+def test_category_runs_such_a_model_on_its_own_engine(conf_copy):
+    _allow_only(conf_copy, "smollm2_135m", ["transformers"])
+    reg = load_registry(conf_copy)
+    cplan = plan_category(reg, "efficiency_optimized", engine="vllm", samples=2, models=["smollm2_135m"],
+                          datasets=["arc_challenge"], baselines=False)
+    (cell,) = cplan.cells
+    assert cell.reason is None and cell.engine == "transformers"
+    assert cell.plan is not None and cell.plan.engine == "transformers"
+    assert "batch_size" in cell.plan.engine_params and "max_num_seqs" not in cell.plan.engine_params
+    # the derived AWQ model inherits the list from its parent
+    assert [e.value for e in reg.model("smollm2_135m_awq").engines] == ["transformers"]
+
+
+def test_unknown_engine_name_is_one_clear_error(conf_copy):
+    _allow_only(conf_copy, "biogpt", ["vllmm"])
+    with pytest.raises(RegistryError, match=r"models/biogpt\.yaml.*engines"):
+        load_registry(conf_copy)
+
+
+def test_encoder_decoder_text_models_are_skipped_with_the_reason(registry):
+    reason = runnable_reason(registry.model("clinical_t5_large"), gpus=1)
+    assert reason and "encoder-decoder" in reason and "vLLM" in reason
