@@ -90,6 +90,14 @@ def test_unknown_nested_key_suggests_from_its_own_block(conf_copy):
     assert "datasets/gsm8k.yaml" in msg and "prompt.max_new_tokenz" in msg and "'max_new_tokens'" in msg
 
 
+def test_sizes_are_required_except_for_api_only_models(conf_copy, registry):
+    claude = registry.model("claude_sonnet")
+    assert claude.api_only and claude.parameters_b is None and claude.size_gb is None  # unpublished
+    _edit(conf_copy / "models" / "qwen25_7b.yaml", lambda d: d.pop("size_gb"))
+    msg = _error(conf_copy)
+    assert "models/qwen25_7b.yaml" in msg and "size_gb" in msg and "API-only" in msg
+
+
 def test_wrong_type_is_refused(conf_copy):
     _edit(conf_copy / "models" / "qwen25_7b.yaml", lambda d: d.__setitem__("context_window", "big"))
     msg = _error(conf_copy)

@@ -73,7 +73,7 @@ def cmd_list(reg: Registry, args: argparse.Namespace) -> int:
             models = [m for m in models if m.key in keep or m.category == cat.key]
         if args.size:
             pred = size_filter(args.size)
-            models = [m for m in models if pred(m.parameters_b)]
+            models = [m for m in models if m.parameters_b is not None and pred(m.parameters_b)]
         if args.license:
             models = [m for m in models if args.license.lower() in m.license.lower()]
         rows = [{

@@ -343,7 +343,7 @@ def efficiency_table(reg: Registry, cells: dict, matrix: pd.DataFrame) -> pd.Dat
             except (TypeError, ValueError):
                 pass
         if not np.isfinite(params_b) and model in reg.models:
-            params_b = reg.models[model].parameters_b
+            params_b = reg.models[model].parameters_b or np.nan  # None: an API model of unpublished size
         out.append({"model": model, "preset": preset, "role": grp.role.iloc[0], "accuracy": acc,
                     "accuracy_datasets": ",".join(common), "datasets_finished": f"{len(done)}/{len(grp)}",
                     "output_tokens_per_s": float(np.median(tps)) if tps else np.nan,

@@ -111,13 +111,15 @@ class ModelConfig:
     key: str
     display_name: str
     hf_id: str | None  # Hugging Face repo id; None only for api_only models
-    parameters_b: float  # total parameters, billions
-    size_gb: float  # weights on disk at the declared dtype/quantization
     license: str
     context_window: int
     max_model_len: int  # what the engine is started with (<= context_window)
     category: str  # key of the category this model specializes in
     subcategory: str
+    # Total parameters (billions) and weights on disk at the declared dtype/quantization.
+    # Required, except for API-only models whose vendor publishes neither (None = unknown).
+    parameters_b: float | None = None
+    size_gb: float | None = None
     revision: str = "main"
     api_only: bool = False
     active_parameters_b: float | None = None  # MoE: parameters used per token
@@ -150,8 +152,10 @@ class ModelConfig:
         return self.architecture != Architecture.encoder_only
 
     def __post_init__(self) -> None:
-        _check(self.parameters_b > 0, "parameters_b", f"must be > 0, got {self.parameters_b}")
-        _check(self.size_gb > 0, "size_gb", f"must be > 0, got {self.size_gb}")
+        for name in ("parameters_b", "size_gb"):
+            value = getattr(self, name)
+            _check(value is not None or self.api_only, name, "required (only API-only models may leave it out)")
+            _check(value is None or value > 0, name, f"must be > 0, got {value}")
         _check(self.context_window >= 1, "context_window", "must be >= 1")
         _check(
             1 <= self.max_model_len <= self.context_window,
@@ -183,7 +187,7 @@ class ModelConfig:
             _check(self.quantization in (Quantization.awq, Quantization.awq_marlin), "quantization",
                    f"a model made by an AWQ recipe runs as awq or awq_marlin, not {self.quantization.value}")
         if self.active_parameters_b is not None:
-            _check(0 < self.active_parameters_b <= self.parameters_b, "active_parameters_b",
+            _check(0 < self.active_parameters_b <= (self.parameters_b or float("inf")), "active_parameters_b",
                    "must be > 0 and <= parameters_b")
 
 

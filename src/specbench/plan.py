@@ -235,12 +235,14 @@ class CategoryPlan:
 
 
 def needs(model: ModelConfig, preset: PresetConfig) -> dict[str, Any]:
-    """What a model asks of the hardware; memory is weights over the preset's fraction."""
-    per_gpu = model.size_gb / model.tensor_parallel_size
+    """What a model asks of the hardware; memory is weights over the preset's fraction
+    (None for an API-only model of unpublished size)."""
+    size = model.size_gb
     return {
         "gpus": model.min_gpus, "tensor_parallel": model.tensor_parallel_size,
-        "weights_gb": round(model.size_gb, 2),
-        "memory_per_gpu_gb": round(per_gpu / preset.gpu_memory_utilization, 1),
+        "weights_gb": None if size is None else round(size, 2),
+        "memory_per_gpu_gb": None if size is None else round(
+            size / model.tensor_parallel_size / preset.gpu_memory_utilization, 1),
     }
 
 
