@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from specbench import tracking
+from specbench.engines import make_engine
 from specbench.plan import CellUnavailable, engine_for, plan_category, plan_cell
 from specbench.registry import RegistryError, load_registry
 from specbench.weights import runnable_reason
@@ -53,3 +55,23 @@ def test_unknown_engine_name_is_one_clear_error(conf_copy):
 def test_encoder_decoder_text_models_are_skipped_with_the_reason(registry):
     reason = runnable_reason(registry.model("clinical_t5_large"), gpus=1)
     assert reason and "encoder-decoder" in reason and "vLLM" in reason
+
+
+def test_hf_overrides_reach_both_engines_and_the_loaded_config(conf_copy):
+    path = conf_copy / "models" / "smollm2_135m.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["hf_overrides"] = {"max_position_embeddings": 4096}  # SmolLM2's own: 8192
+    path.write_text(yaml.safe_dump(data))
+    reg = load_registry(conf_copy)
+    vllm_plan = plan_cell(reg, "smollm2_135m", "arc_challenge", engine="vllm")
+    assert vllm_plan.engine_params["hf_overrides"] == {"max_position_embeddings": 4096}
+    hf_plan = plan_cell(reg, "smollm2_135m", "arc_challenge", engine="transformers")
+    engine = make_engine("transformers", hf_plan.engine_params)
+    try:
+        assert engine.model.config.max_position_embeddings == 4096
+        assert engine.params["hf_overrides"] == {"max_position_embeddings": 4096}
+    finally:
+        engine.close()
+    # the config hash sees it: a run with overrides never reuses one without
+    base = plan_cell(load_registry(), "smollm2_135m", "arc_challenge", engine="vllm")
+    assert tracking.config_hash(base.config()) != tracking.config_hash(vllm_plan.config())

@@ -141,6 +141,10 @@ class ModelConfig:
     # Engines that can serve this model, preferred first; empty: any.  A category run given
     # another engine runs this model on the first one listed (e.g. BioGPT: not a vLLM architecture).
     engines: list[EngineKind] = field(default_factory=list)
+    # Passed verbatim to vLLM's `hf_overrides` and to transformers' `from_pretrained` (config
+    # attributes), e.g. rope scaling for contexts past the native window: Qwen2.5's YaRN is
+    # {rope_scaling: {rope_type: yarn, factor: 4.0, original_max_position_embeddings: 32768}}.
+    hf_overrides: dict[str, Any] = field(default_factory=dict)
     parent: str | None = None  # derived models (e.g. AWQ) name their source model
     # conf/quantization/<recipe>.yaml: `specbench quantize` makes this model from its parent,
     # and the file inherits every fact it does not state from the parent's file.

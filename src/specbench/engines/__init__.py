@@ -29,7 +29,8 @@ def planned_params(kind: str, model: ModelConfig, preset: PresetConfig, resolved
         dtype = engine_args(model, preset, resolved.path, on_gpu=gpu_count() > 0)["dtype"]
         return {"model": resolved.path, "dtype": dtype,
                 "batch_size": preset.max_num_seqs or model.evaluation_batch_size,
-                "trust_remote_code": model.trust_remote_code, "seed": seed}
+                "trust_remote_code": model.trust_remote_code, "seed": seed,
+                **({"hf_overrides": dict(model.hf_overrides)} if model.hf_overrides else {})}
     if kind == "openai":
         return {"model": model.hf_id or model.key}
     raise ValueError(f"unknown engine '{kind}'; valid: {', '.join(ENGINES)}")
@@ -45,7 +46,8 @@ def make_engine(kind: str, params: dict, base_url: str | None = None) -> Engine:
         from specbench.engines.hf_engine import HFEngine
 
         return HFEngine(params["model"], dtype=params["dtype"], batch_size=params["batch_size"],
-                        trust_remote_code=params["trust_remote_code"], seed=params["seed"])
+                        trust_remote_code=params["trust_remote_code"], seed=params["seed"],
+                        hf_overrides=params.get("hf_overrides"))
     if kind == "openai":
         from specbench.engines.openai_engine import OpenAIEngine
 

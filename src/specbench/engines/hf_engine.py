@@ -25,7 +25,8 @@ class HFEngine(Engine):
     name = "transformers"
 
     def __init__(self, path: str, dtype: str = "float32", batch_size: int = 16,
-                 trust_remote_code: bool = False, device: str | None = None, seed: int = 0) -> None:
+                 trust_remote_code: bool = False, device: str | None = None, seed: int = 0,
+                 hf_overrides: dict[str, Any] | None = None) -> None:
         super().__init__()
         import torch
         import transformers
@@ -38,14 +39,15 @@ class HFEngine(Engine):
                                                        padding_side="left")
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype,
-                                                          trust_remote_code=trust_remote_code).to(self.device)
+        # hf_overrides: config attributes, as vLLM's option of that name (from_pretrained sets them)
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, trust_remote_code=trust_remote_code,
+                                                          **(hf_overrides or {})).to(self.device)
         self.model.eval()
         torch.manual_seed(seed)
         self.batch_size = batch_size
         self.load_s = time.perf_counter() - t0
         self.params = {"model": path, "dtype": dtype, "batch_size": batch_size, "device": self.device,
-                       "version": transformers.__version__}
+                       "version": transformers.__version__, **({"hf_overrides": hf_overrides} if hf_overrides else {})}
 
     def _chat(self, prompts: list[str], system: str | None) -> list[str]:
         def msgs(p: str) -> list[dict[str, str]]:

@@ -49,6 +49,8 @@ def engine_args(model: ModelConfig, preset: PresetConfig, path: str, on_gpu: boo
         args["max_num_batched_tokens"] = preset.max_num_batched_tokens
     if model.quantization != Quantization.none:
         args["quantization"] = model.quantization.value
+    if model.hf_overrides:
+        args["hf_overrides"] = dict(model.hf_overrides)
     if not on_gpu:
         # On the CPU backend gpu_memory_utilization reserves a fraction of *host* memory;
         # an explicit KV-cache size is the knob that means something there.
