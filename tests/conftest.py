@@ -4,6 +4,7 @@ and an MLflow sqlite store per test session."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,17 @@ def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
+
+
+@pytest.fixture(scope="module")
+def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A sqlite tracking store shared by one test module, in experiment ``test-<module>``
+    (test_evaluate.py -> test-evaluate), for modules whose runs build on each other."""
+    from specbench import tracking
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    tracking.setup("test-" + request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_"))
+    yield uri
+    mp.undo()

@@ -24,16 +24,6 @@ GSM8K_SAMPLES = 16
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", uri)
-    tracking.setup("test-evaluate")
-    yield uri
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
 def gsm8k_plan(registry):
     return runner.plan_cell(registry, "smollm2_135m", "gsm8k", engine="vllm", samples=GSM8K_SAMPLES)
 
