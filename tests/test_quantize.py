@@ -20,12 +20,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 from tests.conftest import CONF, ROOT
 
-from specbench import cli, quantize, runner, tracking
+from specbench import cli, quantize, runner
 from specbench.plan import CellUnavailable, plan_cell, stale_checkpoint
 from specbench.registry import RegistryError, load_registry
 from specbench.weights import (
@@ -196,16 +197,6 @@ def test_derived_model_without_checkpoint_says_how_to_make_it(registry, monkeypa
 # -- a real quantized SmolLM2 -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", uri)
-    tracking.setup("test-quantize")
-    yield uri
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
 def quantized(store, tmp_path_factory):
     """(registry, quantize result): the real checkpoint when it is up to date, else a reduced one."""
     pytest.importorskip("awq")
@@ -262,7 +253,7 @@ def test_unpacked_checkpoint_holds_the_packed_weights(quantized):
 
 
 @pytest.mark.slow
-def test_awq_variant_runs_simulated_beside_its_parent_and_answers_differently(store, quantized):
+def test_awq_variant_runs_simulated_beside_its_parent_and_answers_differently(store, quantized, tmp_path):
     if gpu_count() > 0:
         pytest.skip("with a GPU the packed checkpoint runs on AWQ kernels (not simulated)")
     reg, _ = quantized
@@ -298,3 +289,13 @@ def test_awq_variant_runs_simulated_beside_its_parent_and_answers_differently(st
     assert row.test == "mcnemar_exact" and 0 <= row.p_value <= 1
     assert np.isnan(row.throughput_ratio) and np.isnan(row.memory_ratio)  # simulated: not AWQ's speed/memory
     assert 0.15 < row.size_ratio < 0.5  # packed int4 over the parent's checkpoint
+    # ...and a paper report's `quantization` table is the same table
+    from specbench import report
+
+    path = tmp_path / "awq_paper.yaml"
+    path.write_text(yaml.safe_dump({"name": "awq_paper", "title": "AWQ", "experiment": "test-quantize", "tables": [
+        {"id": "awq", "kind": "quantization", "category": "efficiency_optimized", "datasets": ["gsm8k"]}]}))
+    out, _ = report.run(reg, str(path), tmp_path / "out", log=False)
+    (paper,) = pd.read_csv(out / "awq.csv").itertuples()
+    assert (paper.variant, paper.dataset, paper.n_paired) == ("smollm2_135m_awq", "gsm8k", 4)
+    assert paper.delta == pytest.approx(row.delta) and paper.p_value == pytest.approx(row.p_value)

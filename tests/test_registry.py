@@ -98,6 +98,12 @@ def test_sizes_are_required_except_for_api_only_models(conf_copy, registry):
     assert "models/qwen25_7b.yaml" in msg and "size_gb" in msg and "API-only" in msg
 
 
+def test_hf_overrides_must_be_a_mapping(conf_copy):
+    _edit(conf_copy / "models" / "qwen25_7b.yaml", lambda d: d.__setitem__("hf_overrides", ["rope_scaling"]))
+    msg = _error(conf_copy)
+    assert "models/qwen25_7b.yaml" in msg and "hf_overrides" in msg and len(msg.splitlines()) == 1
+
+
 def test_wrong_type_is_refused(conf_copy):
     _edit(conf_copy / "models" / "qwen25_7b.yaml", lambda d: d.__setitem__("context_window", "big"))
     msg = _error(conf_copy)

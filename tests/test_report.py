@@ -21,7 +21,7 @@ pytest_plugins = ["tests.tiny_runs_plugin"]  # one session fixture for test_comp
 
 def test_the_example_report_declaration_is_valid(registry):
     cfg = report.load(ROOT / "experiments" / "smollm2_demo.yaml", registry)
-    assert {t.kind.value for t in cfg.tables} == {"matrix", "delta", "efficiency", "framework"}
+    assert {t.kind.value for t in cfg.tables} == {"matrix", "delta", "efficiency", "quantization", "framework"}
     assert report.find("smollm2_demo", ROOT / "experiments") == ROOT / "experiments" / "smollm2_demo.yaml"
 
 

@@ -372,8 +372,9 @@ def _ratio(a: Cell, b: Cell, names: tuple[str, ...]) -> tuple[float, str]:
     return np.nan, ""
 
 
-def quantization_table(reg: Registry, store: RunStore, cells: dict, category: str,
-                       seed: int = stats.SEED) -> pd.DataFrame:
+def quantization_table(reg: Registry, store: RunStore, cells: dict, category: str, *,
+                       models: list[str] | None = None, datasets: list[str] | None = None,
+                       metric: str | None = None, seed: int = stats.SEED) -> pd.DataFrame:
     """Each quantized variant that has runs here beside its full-precision parent, per dataset
     and preset: paired accuracy delta with its test, weights-on-disk ratio, and memory and
     throughput ratios, which stay empty when either run is simulated (unpacked int4 weights
@@ -382,11 +383,13 @@ def quantization_table(reg: Registry, store: RunStore, cells: dict, category: st
 
     out = []
     for variant, parent in quantized_pairs(reg):
+        if models and variant not in models:
+            continue
         for preset in sorted({p for (m, _, p) in cells if m == variant}):
-            for ds in datasets_of(reg, category, {k: c for k, c in cells.items() if k[0] == variant}):
+            for ds in datasets_of(reg, category, {k: c for k, c in cells.items() if k[0] == variant}, datasets):
                 v = _cell(cells, variant, ds, preset)
                 p = cells.get((parent, ds, preset)) or _best_any_preset(reg, cells, parent, ds)
-                m = main_metric(reg, ds, v)
+                m = metric or main_metric(reg, ds, v)
                 simulated = any(c.run is not None and c.run.data.tags.get("perf_representative") == "false"
                                 for c in (v, p))
                 mem, mem_name = _ratio(v, p, MEMORY_METRICS)

@@ -112,6 +112,29 @@ def _field_dataclass(schema: type, name: str) -> type | None:
     return None
 
 
+def _container_mismatch(schema: type, data: dict, prefix: str = "") -> tuple[str, str, str] | None:
+    """(key, expected, given) for the first value that is not the mapping or list its field
+    declares: OmegaConf reports those as a bare TypeError that names no key."""
+    hints = typing.get_type_hints(schema)
+    for name, value in data.items():
+        hint = hints.get(name)
+        if hint is None:
+            continue
+        kinds = {typing.get_origin(t) or t for t in (typing.get_args(hint) or (hint,)) if t is not type(None)}
+        kinds |= {typing.get_origin(hint)} - {None}
+        key = f"{prefix}{name}"
+        if dict in kinds and value is not None and not isinstance(value, dict):
+            return key, "a mapping", type(value).__name__
+        if list in kinds and value is not None and not isinstance(value, list):
+            return key, "a list", type(value).__name__
+        sub = _field_dataclass(schema, name)
+        if sub is not None and isinstance(value, dict) and dict not in kinds and list not in kinds:
+            found = _container_mismatch(sub, value, f"{key}.")
+            if found:
+                return found
+    return None
+
+
 def load_object(data: Any, schema: type[T], file: Path, prefix: str = "") -> T:
     """Validate one mapping against a dataclass schema and build it."""
     if not isinstance(data, dict):
@@ -128,6 +151,13 @@ def load_object(data: Any, schema: type[T], file: Path, prefix: str = "") -> T:
             err = RegistryError(str(err).split(": ", 2)[-1], file,
                                 f"{prefix}.{getattr(exc, 'full_key', '')}".rstrip("."))
         raise err from None
+    except TypeError:  # a list where a mapping belongs, or the reverse
+        found = _container_mismatch(schema, data)
+        if found is None:
+            raise
+        key, expected, given = found
+        raise RegistryError(f"expected {expected}, got {given}", file,
+                            ".".join(p for p in (prefix, key) if p)) from None
 
 
 # Facts a model made by a quantization recipe never takes from its parent: its identity,

@@ -30,7 +30,7 @@ class TableKind(str, Enum):
     delta = "delta"  # specialists minus a baseline, with paired tests
     efficiency = "efficiency"  # accuracy vs throughput, memory, size
     framework = "framework"  # conf/framework.yaml's task x role matrix
-    quantization = "quantization"  # quantized variants vs their parents: paired delta, cost ratios
+    quantization = "quantization"  # quantized variants (models: which) vs their parents: paired delta, cost ratios
 
 
 @dataclass
@@ -156,7 +156,7 @@ def build(reg: Registry, cfg: ReportConfig, store: compare.RunStore | None = Non
             display = render.framework_display(long, scale=t.scale, decimals=t.decimals)
             ids = [r for v in long.run_ids for r in v.split(",") if r]
         elif t.kind == TableKind.quantization:
-            long = compare.quantization_table(reg, store, cells, t.category, seed=cfg.seed)
+            long = compare.quantization_table(reg, store, cells, t.category, seed=cfg.seed, **kw)
             display = render.quantization_display(long, scale=t.scale, decimals=t.decimals)
             ids = list(long.run_id) + list(long.parent_run_id)
             note = render.SIG_NOTE
