@@ -6,10 +6,10 @@ import pytest
 import yaml
 
 from specbench import tracking
-from specbench.engines import make_engine
+from specbench.engines import make_engine, planned_params
 from specbench.plan import CellUnavailable, engine_for, plan_category, plan_cell
 from specbench.registry import RegistryError, load_registry
-from specbench.weights import runnable_reason
+from specbench.weights import SIMULATED_SOURCE, ResolvedModel, runnable_reason
 
 
 def _allow_only(conf, key: str, engines: list[str]) -> None:
@@ -75,3 +75,15 @@ def test_hf_overrides_reach_both_engines_and_the_loaded_config(conf_copy):
     # the config hash sees it: a run with overrides never reuses one without
     base = plan_cell(load_registry(), "smollm2_135m", "arc_challenge", engine="vllm")
     assert tracking.config_hash(base.config()) != tracking.config_hash(vllm_plan.config())
+
+
+@pytest.mark.parametrize("engine", ["vllm", "transformers"])
+def test_unpacked_awq_weights_run_as_float32_without_a_quantization_method(registry, engine):
+    # planned_params is what cells and sweep trials alike start engines with
+    unpacked = ResolvedModel(path="/cache/smollm2_135m_awq/float", revision="awq:x", source=SIMULATED_SOURCE)
+    preset = registry.preset("balanced")
+    params = planned_params(engine, registry.model("smollm2_135m_awq"), preset, unpacked)
+    assert params["dtype"] == "float32" and "quantization" not in params
+    packed = ResolvedModel(path="/cache/smollm2_135m_awq/awq", revision="awq:x", source="awq")
+    if engine == "vllm":
+        assert planned_params(engine, registry.model("smollm2_135m_awq"), preset, packed)["quantization"] == "awq"

@@ -37,7 +37,7 @@ from mlflow.tracking import MlflowClient
 from specbench import stats, tracking
 from specbench.registry import Registry
 
-KIND_TAG = "specbench.kind"  # runner.KIND_TAG: category parent runs; compare and report runs use it too
+KIND_TAG = tracking.KIND_TAG
 COMPARE_LINK_TAG = "specbench.compare_run"  # set on a category's parent run
 FINISHED, FAILED, RUNNING, MISSING = "finished", "failed", "running", "missing"
 _STATUS = {"FINISHED": FINISHED, "FAILED": FAILED, "KILLED": FAILED, "RUNNING": RUNNING, "SCHEDULED": RUNNING}

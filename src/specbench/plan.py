@@ -136,20 +136,9 @@ def plan_cell(reg: Registry, model_key: str, dataset_key: str, *, preset: str | 
         category = cats[0] if cats else model.category
     return CellPlan(
         model=model, dataset=dataset, preset_name=preset_name, preset=preset_cfg, engine=engine,
-        resolved=resolved, engine_params=_engine_params(engine, model, preset_cfg, resolved, seed),
+        resolved=resolved, engine_params=planned_params(engine, model, preset_cfg, resolved, seed),
         gen=gen, samples=samples, seed=seed, category=category, role=reg.role(model.key, category),
     )
-
-
-def _engine_params(engine: str, model: ModelConfig, preset: PresetConfig, resolved: ResolvedModel,
-                   seed: int) -> dict[str, Any]:
-    """The engine's arguments; unpacked AWQ weights are a plain float checkpoint, read in
-    float32 (which holds their float16 values exactly) and with no quantization method."""
-    params = planned_params(engine, model, preset, resolved, seed)
-    if resolved.source == SIMULATED_SOURCE:
-        params.pop("quantization", None)
-        params["dtype"] = "float32"
-    return params
 
 
 def stale_checkpoint(reg: Registry, model: ModelConfig) -> str | None:

@@ -363,7 +363,7 @@ def _start_run(target: Target, experiment: str | None) -> Any:
     tracking.setup(experiment)
     name = f"quantize:{target.key}"
     run = mlflow.start_run(run_name=name, tags={
-        "specbench.kind": "quantize", "model": target.key, "parent": target.parent.key, "recipe": target.spec.key,
+        tracking.KIND_TAG: "quantize", "model": target.key, "parent": target.parent.key, "recipe": target.spec.key,
         "quantization": target.spec.method, "git_commit": tracking.git_commit()})
     mlflow.set_tag("mlflow.runName", name)  # also when `mlflow run` made the run (MLFLOW_RUN_ID)
     return run

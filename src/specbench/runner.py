@@ -175,7 +175,7 @@ __all__ = ["CellPlan", "CellResult", "CellUnavailable", "evaluate", "plan_cell",
 
 # -- categories -----------------------------------------------------------------------------
 
-KIND_TAG = "specbench.kind"
+KIND_TAG = tracking.KIND_TAG
 
 
 @dataclass

@@ -44,13 +44,13 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from specbench.config import ConfigError, DatasetConfig, ModelConfig, PresetConfig, Status
+from specbench.config import ConfigError, DatasetConfig, ModelConfig, PresetConfig, Status, to_plain
 from specbench.plan import tuned_preset_name
 from specbench.registry import Registry, RegistryError, load_object, suggest
+from specbench.tracking import KIND_TAG
 
 log = logging.getLogger(__name__)
 
-KIND_TAG = "specbench.kind"
 ROLE_ATTR = "role"  # trial user attr: "reference" for trial 0
 DEFAULT_STORAGE_FILE = "optuna.db"
 
@@ -213,10 +213,10 @@ class SweepSpec:
 
     def digest(self) -> str:
         """What a study's trials mean: space, probe, engine, constraint (not the budget)."""
-        blob = json.dumps({"space": asdict(self)["space"], "probe": asdict(self.probe), "engine": self.engine,
-                           "tolerance": self.constraints.accuracy_tolerance,
-                           "reference": self.reference_preset}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        from specbench.tracking import config_hash
+
+        return config_hash({"space": asdict(self)["space"], "probe": asdict(self.probe), "engine": self.engine,
+                            "tolerance": self.constraints.accuracy_tolerance, "reference": self.reference_preset})
 
 
 def _check_value(key: str, knob: str, value: Any) -> Any:
@@ -568,8 +568,8 @@ class Sweep:
     def __init__(self, reg: Registry, model_key: str, spec: SweepSpec, *, spec_path: Path | None = None,
                  storage: str | None = None, study_name: str | None = None, seed: int | None = None,
                  on_trial: Callable[[dict[str, Any]], None] | None = None) -> None:
-        from specbench.plan import CellUnavailable
-        from specbench.weights import ModelUnavailable, gpu_count, resolve, runnable_reason
+        from specbench.plan import plan_cell
+        from specbench.weights import gpu_count
 
         self.reg = reg
         self.model = reg.model(model_key)
@@ -580,16 +580,12 @@ class Sweep:
         if spec.hardware == "gpu" and self.gpus == 0:
             raise RegistryError(f"sweep spec '{spec.name}' is for GPUs and this machine has none; "
                                 "use --spec cpu")
-        reason = runnable_reason(self.model, self.gpus)
-        if reason:
-            raise CellUnavailable(reason)
-        self.ref_name = spec.reference_preset or self.model.preset
-        self.ref_preset = reg.preset(self.ref_name)
+        # The reference cell, planned exactly as `evaluate` plans it (weights, presets including
+        # `tuned`, the model's engines, stale checkpoints); raises CellUnavailable with the reason.
+        first = probe_datasets(reg, self.model, spec.probe)[0]
+        ref = plan_cell(reg, model_key, first.key, preset=spec.reference_preset, engine=spec.engine)
+        self.ref_name, self.ref_preset, self.resolved = ref.preset_name, ref.preset, ref.resolved
         self.probe = build_probe(reg, self.model, spec.probe)  # validates datasets before any engine
-        try:
-            self.resolved = resolve(self.model)
-        except ModelUnavailable as exc:
-            raise CellUnavailable(str(exc)) from None
         self.storage_url = storage_url(storage)
         self.storage = make_storage(storage)
         self.study_name = study_name or f"sweep-{self.model.key}-{spec.name}"
@@ -670,10 +666,10 @@ class Sweep:
             study.set_user_attr("mlflow_parent_run_id", parent.info.run_id)
         if "sweep.study" not in client.get_run(parent.info.run_id).data.params:
             # Prefixed: `mlflow run` already logged its entry point's own parameters (model, spec, ...).
-            spec = _plain_spec(self.spec)
+            spec = to_plain(self.spec)
             mlflow.log_params({"sweep.model": self.model.key, "sweep.study": self.study_name,
                                "sweep.reference_preset": self.ref_name,
-                               **{f"spec.{k}": v for k, v in _flat(spec).items() if k != "description"}})
+                               **{k: v for k, v in tracking.flatten("spec", spec).items() if k != "spec.description"}})
             mlflow.log_dict(spec, "sweep_spec.json")
         return parent
 
@@ -1053,23 +1049,6 @@ def _redact(url: str) -> str:
         creds, host = rest.rsplit("@", 1)
         return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
     return url
-
-
-def _plain_spec(spec: SweepSpec) -> dict[str, Any]:
-    from specbench.config import to_plain
-
-    return to_plain(spec)
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out |= _flat(v, f"{key}.")
-        else:
-            out[key] = json.dumps(v) if isinstance(v, list) else v
-    return out
 
 
 def run_sweep(reg: Registry, model_key: str, spec: str | os.PathLike[str] | SweepSpec | None = None, *,

@@ -18,6 +18,7 @@ from typing import Any
 import mlflow
 
 DEFAULT_EXPERIMENT = "specbench"
+KIND_TAG = "specbench.kind"  # what a non-cell run is: category, compare, report, sweep, quantize, ...
 SAMPLES_TABLE = "samples.json"
 
 

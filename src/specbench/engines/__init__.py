@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from specbench.config import ModelConfig, PresetConfig
 from specbench.engines.base import Engine, Generation, GenParams, LoglikResult, PeakRSS, Timer
-from specbench.weights import ResolvedModel, gpu_count
+from specbench.weights import SIMULATED_SOURCE, ResolvedModel, gpu_count
 
 ENGINES = ("vllm", "transformers", "openai")
 
@@ -18,7 +18,19 @@ __all__ = ["ENGINES", "Engine", "Generation", "GenParams", "LoglikResult", "Peak
 
 def planned_params(kind: str, model: ModelConfig, preset: PresetConfig, resolved: ResolvedModel,
                    seed: int = 0) -> dict:
-    """The engine arguments a run will use, computed without starting the engine."""
+    """The engine arguments a run will use, computed without starting the engine.
+
+    Unpacked AWQ weights (``SIMULATED_SOURCE``) are a plain float checkpoint: read in float32
+    (which holds their float16 values exactly) and with no quantization method."""
+    params = _planned_params(kind, model, preset, resolved, seed)
+    if resolved.source == SIMULATED_SOURCE and kind != "openai":
+        params.pop("quantization", None)
+        params["dtype"] = "float32"
+    return params
+
+
+def _planned_params(kind: str, model: ModelConfig, preset: PresetConfig, resolved: ResolvedModel,
+                    seed: int) -> dict:
     if kind == "vllm":
         from specbench.engines.vllm_engine import engine_args
 
