@@ -1,5 +1,5 @@
-"""Shared fixtures: the real registry, a scratch copy of conf/ to break on purpose,
-and an MLflow sqlite store per test session."""
+"""Shared fixtures: the real registry, a scratch copy of conf/ to break on purpose, and
+MLflow sqlite stores (one per test, or one per module for runs that build on each other)."""
 
 from __future__ import annotations
 

@@ -420,8 +420,7 @@ def cmd_sweep(reg: Registry, args: argparse.Namespace) -> int:
             table.add_column(short.get(c, c))
         for r in rows:
             table.add_row(*("" if r.get(short.get(c, c)) is None else str(r.get(short.get(c, c))) for c in cols))
-        # A log file is not 80 columns wide: print the whole table there.
-        (out if out.is_terminal else Console(width=160)).print(table)
+        out.print(table)
     if result.best is None:
         err.print("[red]no feasible completed trial[/red]: no preset written", highlight=False)
         return 1
@@ -449,13 +448,13 @@ def _add_sweep_command(sub: argparse._SubParsersAction) -> None:
     wp = sub.add_parser("sweep", help="tune a model's engine preset with an Optuna study (writes --preset tuned)")
     wp.add_argument("--model", required=True)
     # Empty values mean "the default", so MLproject can pass every parameter through as given.
-    wp.add_argument("--spec", default=None, type=lambda t: t or None,
+    wp.add_argument("--spec", default=None, type=_blank_is_none,
                     help="sweeps/<name>.yaml or a path (default: cpu, or gpu with GPUs)")
     wp.add_argument("--n-trials", type=_optional(int), default=None,
                     help="trials for this worker (default: the spec's)")
     wp.add_argument("--timeout", type=_optional(float), default=None,
                     help="seconds for this worker (default: the spec's)")
-    wp.add_argument("--storage", default=None, type=lambda t: t or None,
+    wp.add_argument("--storage", default=None, type=_blank_is_none,
                     help="Optuna storage: RDB URL or journal:PATH (default sqlite:///./optuna.db)")
     wp.add_argument("--study", default=None, help="study name (default sweep-<model>-<spec>)")
     wp.add_argument("--seed", type=int, default=None, help="sampler seed (default: the spec's)")
@@ -471,7 +470,7 @@ def cmd_quantize(reg: Registry, args: argparse.Namespace) -> int:
     from specbench import quantize, tracking
 
     try:
-        res = quantize.quantize(reg, args.model, recipe=args.recipe or None, force=args.force,
+        res = quantize.quantize(reg, args.model, recipe=args.recipe, force=args.force,
                                 experiment=args.experiment)
     except quantize.QuantizeError as exc:
         raise UsageError(f"cannot quantize {args.model}: {exc}") from None
@@ -503,18 +502,13 @@ def cmd_quantize(reg: Registry, args: argparse.Namespace) -> int:
 def _add_quantize_command(sub: argparse._SubParsersAction) -> None:
     qp = sub.add_parser("quantize", help="AWQ-quantize a model into its derived registry model (one MLflow run)")
     qp.add_argument("--model", required=True, help="the full-precision parent, or the derived model itself")
-    qp.add_argument("--recipe", default=None, help="conf/quantization/<recipe>.yaml (default or empty: the "
-                    "derived model's, else awq_w4_g128)")
+    qp.add_argument("--recipe", default=None, type=_blank_is_none,
+                    help="conf/quantization/<recipe>.yaml (default or empty: the derived model's, else awq_w4_g128)")
     qp.add_argument("--force", type=_bool, nargs="?", const=True, default=False,
                     help="quantize again even if an up-to-date checkpoint exists")
     qp.add_argument("--experiment", default=None)
     qp.add_argument("--format", choices=["table", "json"], default="table")
     qp.set_defaults(func=cmd_quantize)
-
-
-def _opt(text: str) -> str | None:
-    """Empty means not given (MLproject passes every parameter, empty by default)."""
-    return text.strip() or None
 
 
 def _tags(text: str) -> dict[str, str]:
@@ -543,7 +537,8 @@ def cmd_compare(reg: Registry, args: argparse.Namespace) -> int:
         raise UsageError(f"no cell runs match {sel.describe() or 'the default experiment'}")
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = Path(args.output) if args.output else Path(tmp) / "compare"
-        compare.write(comp, out_dir)
+        if args.output or args.log:  # figures only where they are kept
+            compare.write(comp, out_dir)
         run_id = compare.log_run(comp, out_dir, args.experiment) if args.log else None
         if args.format == "json":
             print(json.dumps({"run_id": run_id, "output": str(out_dir) if args.output else None,
@@ -589,20 +584,22 @@ def cmd_report(reg: Registry, args: argparse.Namespace) -> int:
 
 def _add_compare_commands(sub: argparse._SubParsersAction) -> None:
     cp = sub.add_parser("compare", help="specialist-vs-generalist matrices from MLflow runs, logged as a compare run")
-    cp.add_argument("--category", type=_opt, default=None, help="compare this category's runs")
-    cp.add_argument("--parent-run", type=_opt, default=None, help="only the cells of this category run")
-    cp.add_argument("--experiment", type=_opt, default=None, help="MLflow experiment (default: specbench)")
+    cp.add_argument("--category", type=_blank_is_none, default=None, help="compare this category's runs")
+    cp.add_argument("--parent-run", type=_blank_is_none, default=None, help="only the cells of this category run")
+    cp.add_argument("--experiment", type=_blank_is_none, default=None, help="MLflow experiment (default: specbench)")
     cp.add_argument("--tags", type=_tags, default={}, help="only runs with these tags: key=value,key2=value2")
     cp.add_argument("--framework", type=_bool, nargs="?", const=True, default=False,
                     help="add the cross-category matrix of conf/framework.yaml")
-    cp.add_argument("--output", type=_opt, default=None, help="also keep the tables and figures in this folder")
+    cp.add_argument("--output", type=_blank_is_none, default=None,
+                    help="also keep the tables and figures in this folder")
     cp.add_argument("--log", type=_bool, default=True, help="log them on a compare run (default true)")
     cp.add_argument("--format", choices=["table", "json"], default="table")
     cp.set_defaults(func=cmd_compare)
 
     rp = sub.add_parser("report", help="regenerate a paper's tables from experiments/<name>.yaml")
     rp.add_argument("report", help="a report name in experiments/ or a path to its YAML file")
-    rp.add_argument("--output", type=_opt, default=None, help="folder for the tables (default: reports/<name>)")
+    rp.add_argument("--output", type=_blank_is_none, default=None,
+                    help="folder for the tables (default: reports/<name>)")
     rp.add_argument("--log", type=_bool, default=True, help="also log them on a report run (default true)")
     rp.set_defaults(func=cmd_report)
 

@@ -118,8 +118,9 @@ class RunStore:
             clauses.append(f"tags.`mlflow.parentRunId` = {_quote(sel.parent_run)}")
         runs: list[Run] = []
         token = None
+        exp_ids = self.experiment_ids(sel)
         while True:
-            page = self.client.search_runs(self.experiment_ids(sel), " and ".join(clauses),
+            page = self.client.search_runs(exp_ids, " and ".join(clauses),
                                            run_view_type=ViewType.ACTIVE_ONLY, max_results=5000, page_token=token)
             runs += [r for r in page if r.data.tags.get("model") and r.data.tags.get("dataset")
                      and KIND_TAG not in r.data.tags]

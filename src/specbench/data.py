@@ -35,6 +35,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from specbench.config import DatasetConfig, Status
 from specbench.scoring.mathequiv import boxed_answer
 from specbench.types import Item
+from specbench.weights import hub_unreachable
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -107,19 +108,7 @@ def _env_offline() -> str | None:
     return None
 
 
-@lru_cache(maxsize=1)
-def _hub_unreachable() -> str | None:
-    """Why the hub cannot be reached (None if it answers). One quick HEAD request, cached,
-    so that an offline machine falls back at once instead of after datasets' retries."""
-    from huggingface_hub import constants
-
-    try:
-        from huggingface_hub.utils import get_session
-
-        get_session().head(constants.ENDPOINT, timeout=5)
-        return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable from here"
-        return f"{constants.ENDPOINT} unreachable ({type(exc).__name__})"
+_hub_unreachable = hub_unreachable  # module-level, so tests can stand in for the network
 
 
 def _slice_path(name: str | None) -> Path | None:

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from specbench.config import DatasetConfig, ModelConfig, PresetConfig, Status, TaskType
@@ -28,6 +25,7 @@ from specbench.weights import (
     derived_manifest,
     gpu_count,
     hub_offline,
+    hub_unreachable,
     resolve,
     runnable_reason,
 )
@@ -174,17 +172,9 @@ def resolve_preset(reg: Registry, model: ModelConfig, preset: str | None) -> tup
 
 # -- categories -----------------------------------------------------------------------------
 
-@lru_cache(maxsize=1)
-def hub_reachable(timeout_s: float = 3.0) -> bool:
-    """One TCP connect to the hub per process; offline flags short-circuit it."""
-    if hub_offline():
-        return False
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://")[-1].split("/")[0]
-    try:
-        with socket.create_connection((endpoint, 443), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
+def hub_reachable() -> bool:
+    """Models can be downloaded: HF_HUB_OFFLINE unset and the hub answers (asked once per process)."""
+    return not hub_offline() and hub_unreachable() is None
 
 
 @dataclass

@@ -79,19 +79,20 @@ def matrix_values(matrix: pd.DataFrame, scale: float = 100.0) -> pd.DataFrame:
     return v.loc[list(dict.fromkeys(df.label)), list(dict.fromkeys(df.dataset))]
 
 
+def delta_text(r: pd.Series, scale: float = 100.0, decimals: int = 1, ci: bool = True) -> str:
+    """One paired difference: '+d** [low, high]', or the status mark when it is not finished."""
+    if r.status != "finished":
+        return MARKS.get(r.status, r.status)
+    out = num(r.delta, scale, decimals, sign=True) + stats.stars(r.p_value)
+    if ci and np.isfinite(r.ci_low):
+        out += f" [{num(r.ci_low, scale, decimals, True)}, {num(r.ci_high, scale, decimals, True)}]"
+    return out
+
+
 def delta_display(deltas: pd.DataFrame, *, scale: float = 100.0, decimals: int = 1, ci: bool = True) -> pd.DataFrame:
     """One baseline: specialists x datasets, '+d** [low, high]' per cell."""
     df = deltas.assign(label=_label_rows(deltas))
-
-    def text(r: pd.Series) -> str:
-        if r.status != "finished":
-            return MARKS.get(r.status, r.status)
-        out = num(r.delta, scale, decimals, sign=True) + stats.stars(r.p_value)
-        if ci and np.isfinite(r.ci_low):
-            out += f" [{num(r.ci_low, scale, decimals, True)}, {num(r.ci_high, scale, decimals, True)}]"
-        return out
-
-    df["text"] = df.apply(text, axis=1) if len(df) else []
+    df["text"] = [delta_text(r, scale, decimals, ci) for _, r in df.iterrows()]
     wide = df.pivot(index="label", columns="dataset", values="text")
     wide = wide.loc[list(dict.fromkeys(df.label)), list(dict.fromkeys(df.dataset))]
     wide.index.name = "model"
@@ -119,14 +120,6 @@ def efficiency_display(eff: pd.DataFrame, *, scale: float = 100.0, decimals: int
 def quantization_display(q: pd.DataFrame, *, scale: float = 100.0, decimals: int = 1) -> pd.DataFrame:
     """One row per variant x dataset: both scores, the paired delta with stars and interval,
     and the cost ratios (variant over parent)."""
-    def delta(r: pd.Series) -> str:
-        if r.status != "finished":
-            return MARKS.get(r.status, r.status)
-        out = num(r.delta, scale, decimals, sign=True) + stats.stars(r.p_value)
-        if np.isfinite(r.ci_low):
-            out += f" [{num(r.ci_low, scale, decimals, True)}, {num(r.ci_high, scale, decimals, True)}]"
-        return out
-
     def ratio(v: float, simulated: bool) -> str:
         return "simulated" if simulated else DASH if not np.isfinite(v) else f"{v:.2f}x"
 
@@ -135,7 +128,7 @@ def quantization_display(q: pd.DataFrame, *, scale: float = 100.0, decimals: int
         "parent": q.parent, "dataset": q.dataset,
         "variant score": [num(v, scale, decimals) for v in q.variant_value],
         "parent score": [num(v, scale, decimals) for v in q.parent_value],
-        "delta": [delta(r) for _, r in q.iterrows()] if len(q) else [],
+        "delta": [delta_text(r, scale, decimals) for _, r in q.iterrows()],
         "p": ["" if not np.isfinite(p) else f"{p:.3g}" for p in q.p_value],
         "size": [ratio(v, False) for v in q.size_ratio],
         "memory": [ratio(v, s) for v, s in zip(q.memory_ratio, q.simulated, strict=True)],

@@ -20,6 +20,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from specbench.config import Architecture, ModelConfig, Quantization
@@ -66,7 +67,24 @@ def derived_manifest(model: ModelConfig | str) -> dict | None:
 
 
 def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    """HF_HUB_OFFLINE as huggingface_hub reads it (1/true/yes/on, any case)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@lru_cache(maxsize=1)
+def hub_unreachable() -> str | None:
+    """Why the hub cannot be reached from here (None if it answers): one quick HEAD request per
+    process, through huggingface_hub's own session (proxies, HF_ENDPOINT), so an offline
+    machine falls back at once instead of after the libraries' retries.  Offline flags are the
+    caller's to check first (models and datasets honour different ones)."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    try:
+        get_session().head(constants.ENDPOINT, timeout=5)
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable from here"
+        return f"{constants.ENDPOINT} unreachable ({type(exc).__name__})"
 
 
 def gpu_count() -> int:
