@@ -115,8 +115,8 @@ def _slice_path(name: str | None) -> Path | None:
     return SLICES_DIR / name if name else None
 
 
-def _fewshot_slice_name(dataset: DatasetConfig, split: str) -> str | None:
-    """``<stem>.<split>.jsonl`` -> ``<stem>.<fewshot split>.jsonl``."""
+def split_slice_name(dataset: DatasetConfig, split: str) -> str | None:
+    """The shipped slice of another split: ``<stem>.<split>.jsonl`` -> ``<stem>.<other split>.jsonl``."""
     name = dataset.offline_slice
     suffix = f".{dataset.split}.jsonl"
     if not name or not name.endswith(suffix):
@@ -219,7 +219,7 @@ def load_items(dataset: DatasetConfig, samples: int | None = None,
         ds = _load_slice(slice_path)
         source = str(slice_path)
         if k:
-            fs_name = _fewshot_slice_name(dataset, prompt.fewshot_split)
+            fs_name = split_slice_name(dataset, prompt.fewshot_split)
             fs_path = _slice_path(fs_name)
             if fs_path is None or not fs_path.is_file():
                 raise DataUnavailable(

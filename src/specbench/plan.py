@@ -18,10 +18,10 @@ from specbench.config import to_plain as _plain
 from specbench.engines import GenParams, planned_params
 from specbench.registry import Registry, RegistryError, suggest
 from specbench.weights import (
-    QUANTIZER_REVISION,
     SIMULATED_SOURCE,
     ModelUnavailable,
     ResolvedModel,
+    checkpoint_outdated,
     derived_manifest,
     gpu_count,
     hub_offline,
@@ -142,16 +142,11 @@ def plan_cell(reg: Registry, model_key: str, dataset_key: str, *, preset: str | 
 def stale_checkpoint(reg: Registry, model: ModelConfig) -> str | None:
     """Why a derived model's checkpoint no longer matches its recipe in conf/ (None if it does)."""
     manifest = derived_manifest(model) if model.recipe else None
-    if manifest is None:
+    why = manifest and checkpoint_outdated(manifest, reg.quantization(model.recipe).digest())
+    if not why:
         return None
-    if manifest.get("recipe_digest") != reg.quantization(model.recipe).digest():
-        return (f"{model.key}: its checkpoint was made with another version of recipe {model.recipe}; "
-                f"run `specbench quantize --model {model.parent}` again")
-    if manifest.get("quantizer_revision", 1) != QUANTIZER_REVISION:
-        return (f"{model.key}: its checkpoint was made by an older specbench quantizer "
-                f"(revision {manifest.get('quantizer_revision', 1)}, now {QUANTIZER_REVISION}); "
-                f"run `specbench quantize --model {model.parent}` again")
-    return None
+    return (f"{model.key}: its checkpoint was made with {why} ({model.recipe}); "
+            f"run `specbench quantize --model {model.parent}` again")
 
 
 def tuned_preset_name(model_key: str) -> str:

@@ -41,6 +41,7 @@ from specbench.weights import (
     QUANTIZED_MANIFEST,
     QUANTIZER_REVISION,
     ModelUnavailable,
+    checkpoint_outdated,
     derived_dir,
     derived_manifest,
     gpu_count,
@@ -126,22 +127,14 @@ class Calibration:
     source: str  # where the texts came from (hub split or the shipped slice)
     source_digest: str
     texts: int  # documents used
-    hf_dataset: Any = None  # for the MLflow dataset input
-
-
-def _split_slice(slice_name: str | None, eval_split: str, split: str) -> str | None:
-    """The data layer's slice naming, <stem>.<split>.jsonl, for a non-evaluation split."""
-    suffix = f".{eval_split}.jsonl"
-    if not slice_name or not slice_name.endswith(suffix):
-        return None
-    return slice_name[: -len(suffix)] + f".{split}.jsonl"
+    hf_dataset: Any  # for the MLflow dataset input
 
 
 def calibration_blocks(reg: Registry, spec: QuantizationSpec, tokenizer: Any) -> Calibration:
     """The recipe's calibration tokens: the dataset's train split through the data layer (the hub
     at the pinned revision, else the shipped slice), each item written as its few-shot example
     (template + target), concatenated with EOS between documents and cut into blocks."""
-    from specbench import data
+    from specbench import data, tracking
 
     cal = spec.calibration
     base = reg.dataset(cal.dataset)
@@ -151,7 +144,7 @@ def calibration_blocks(reg: Registry, spec: QuantizationSpec, tokenizer: Any) ->
     if prompt is None:
         raise QuantizeError(f"recipe {spec.key}: dataset {base.key} has no prompt section to write texts with")
     split_cfg = dataclasses.replace(
-        base, split=cal.split, offline_slice=_split_slice(base.offline_slice, base.split, cal.split),
+        base, split=cal.split, offline_slice=data.split_slice_name(base, cal.split),
         prompt=dataclasses.replace(prompt, fewshot=0, fewshot_split=None))
     try:
         loaded = data.load_items(split_cfg)
@@ -172,7 +165,7 @@ def calibration_blocks(reg: Registry, spec: QuantizationSpec, tokenizer: Any) ->
     if n == 0:
         raise QuantizeError(f"recipe {spec.key}: {loaded.source} holds fewer than {cal.block_tokens} tokens")
     blocks = [ids[i * cal.block_tokens:(i + 1) * cal.block_tokens] for i in range(n)]
-    digest = hashlib.sha256(json.dumps(blocks).encode()).hexdigest()[:16]
+    digest = tracking.config_hash(blocks)
     return Calibration(blocks, digest, loaded.source, loaded.digest, used, loaded.hf_dataset)
 
 
@@ -222,9 +215,11 @@ def _tensors(folder: Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def unpack_checkpoint(src: Path, dst: Path, *, group_size: int, bits: int = 4, version: str = "GEMM") -> int:
+def unpack_checkpoint(src: Path, dst: Path, *, group_size: int, bits: int = 4,
+                      version: str = "GEMM") -> tuple[int, int]:
     """Write ``src`` (a packed AWQ checkpoint) to ``dst`` as an ordinary float16 checkpoint with
-    the same weight values; every other tensor is copied as it is.  Returns the layers unpacked."""
+    the same weight values; every other tensor is copied as it is.  Returns (layers unpacked,
+    parameters written)."""
     from safetensors.torch import save_file
     from transformers import AutoConfig
 
@@ -246,7 +241,7 @@ def unpack_checkpoint(src: Path, dst: Path, *, group_size: int, bits: int = 4, v
         del config.quantization_config
     config.dtype = "float16"
     config.save_pretrained(str(dst))
-    return unpacked
+    return unpacked, sum(t.numel() for t in out.values())
 
 
 def weight_bytes(folder: str | Path) -> int:
@@ -380,15 +375,15 @@ def quantize(reg: Registry, model_key: str, *, recipe: str | None = None, force:
     if reason:
         raise QuantizeError(reason)
     try:
-        parent_w = resolve(target.parent)
-    except ModelUnavailable as exc:
-        raise QuantizeError(str(exc)) from None
-    try:
-        import awq  # noqa: F401 - fail early, in one line
+        import awq  # noqa: F401 - fail early, in one line, before any download
         from awq.models.auto import AWQ_CAUSAL_LM_MODEL_MAP
     except ImportError as exc:
         raise QuantizeError(f"AutoAWQ is not importable ({exc}); install it with `pip install -e '.[awq]'`") \
             from None
+    try:
+        parent_w = resolve(target.parent)
+    except ModelUnavailable as exc:
+        raise QuantizeError(str(exc)) from None
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(parent_w.path, trust_remote_code=target.parent.trust_remote_code)
@@ -398,9 +393,8 @@ def quantize(reg: Registry, model_key: str, *, recipe: str | None = None, force:
 
     final = derived_dir(target.key)
     old = derived_manifest(target.key)
-    if (old and not force and old.get("recipe_digest") == target.spec.digest()
-            and old.get("parent_revision") == parent_w.revision
-            and old.get("quantizer_revision", 1) == QUANTIZER_REVISION):
+    if (old and not force and checkpoint_outdated(old, target.spec.digest()) is None
+            and old.get("parent_revision") == parent_w.revision):
         with _start_run(target, experiment) as run:
             _record(old, reused=True)
         return QuantizeResult(target.key, target.parent.key, target.spec.key, final, old, run.info.run_id,
@@ -430,11 +424,11 @@ def _quantize_into(reg: Registry, target: Target, parent_path: str, parent_revis
     """AutoAWQ quantize + save, unpack and the manifest, all into ``tmp``; returns the manifest."""
     from importlib import metadata
 
-    import mlflow
     import torch
     from awq import AutoAWQForCausalLM
     from transformers import AutoTokenizer
 
+    from specbench import tracking
     from specbench.engines import PeakRSS
 
     spec = target.spec
@@ -443,12 +437,8 @@ def _quantize_into(reg: Registry, target: Target, parent_path: str, parent_revis
     packed, unpacked = tmp / PACKED_DIR, tmp / FLOAT_DIR
     tok = AutoTokenizer.from_pretrained(parent_path, trust_remote_code=target.parent.trust_remote_code)
     cal = calibration_blocks(reg, spec, tok)
-    if cal.hf_dataset is not None:
-        from mlflow.data.huggingface_dataset import from_huggingface
-
-        mlflow.log_input(from_huggingface(cal.hf_dataset, path=cal.source,
-                                          name=f"{spec.calibration.dataset}:{spec.calibration.split}",
-                                          digest=cal.source_digest[:36]), context="calibration")
+    tracking.log_dataset_input(cal.hf_dataset, f"{spec.calibration.dataset}:{spec.calibration.split}", cal.source,
+                               cal.source_digest, context="calibration")
     with PeakRSS() as rss:
         t0 = time.perf_counter()
         # A CPU emulates float16 matmuls (over 10x slower here), so the scale search runs in
@@ -469,8 +459,8 @@ def _quantize_into(reg: Registry, target: Target, parent_path: str, parent_revis
         del model
     _copy_side_files(Path(parent_path), packed)
     t0 = time.perf_counter()
-    layers = unpack_checkpoint(packed, unpacked, group_size=spec.group_size, bits=spec.bits,
-                               version=spec.version.value)
+    layers, n_params = unpack_checkpoint(packed, unpacked, group_size=spec.group_size, bits=spec.bits,
+                                         version=spec.version.value)
     _copy_side_files(Path(parent_path), unpacked)
     unpack_s = time.perf_counter() - t0
     digest = hashlib.sha256()
@@ -478,7 +468,6 @@ def _quantize_into(reg: Registry, target: Target, parent_path: str, parent_revis
         with open(f, "rb") as fh:
             for chunk in iter(lambda fh=fh: fh.read(1 << 22), b""):
                 digest.update(chunk)
-    n_params = sum(t.numel() for t in _tensors(unpacked).values())
     mb = 2**20
     before, after = weight_bytes(parent_path), weight_bytes(packed)
     manifest = {

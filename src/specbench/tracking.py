@@ -56,7 +56,7 @@ def git_commit() -> str:
         return "unknown"
 
 
-def config_hash(config: dict[str, Any]) -> str:
+def config_hash(config: Any) -> str:
     """Stable digest of the resolved configuration: equal hashes mean the same experiment."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
@@ -99,12 +99,13 @@ def clean_metrics(metrics: dict[str, float | None]) -> dict[str, float]:
     return out
 
 
-def log_dataset_input(hf_dataset: Any, name: str, source: str, digest: str) -> None:
-    """The evaluated data as an MLflow dataset input (name, digest, source)."""
+def log_dataset_input(hf_dataset: Any, name: str, source: str, digest: str, context: str = "evaluation") -> None:
+    """Data a run used as an MLflow dataset input (name, digest, source): the evaluated items,
+    or a quantization's calibration texts."""
     from mlflow.data.huggingface_dataset import from_huggingface
 
     ds = from_huggingface(hf_dataset, path=source, name=name, digest=digest[:36])
-    mlflow.log_input(ds, context="evaluation")
+    mlflow.log_input(ds, context=context)
 
 
 def log_samples(rows: list[dict[str, Any]], artifact_file: str = SAMPLES_TABLE) -> None:

@@ -66,6 +66,17 @@ def derived_manifest(model: ModelConfig | str) -> dict | None:
         return None
 
 
+def checkpoint_outdated(manifest: dict, recipe_digest: str) -> str | None:
+    """What a derived checkpoint was made with that no longer holds (None if it is current):
+    another version of its recipe, or an older specbench quantizer."""
+    if manifest.get("recipe_digest") != recipe_digest:
+        return "another version of its recipe"
+    revision = manifest.get("quantizer_revision", 1)  # revision 1 wrote none
+    if revision != QUANTIZER_REVISION:
+        return f"an older specbench quantizer (revision {revision}, now {QUANTIZER_REVISION})"
+    return None
+
+
 def hub_offline() -> bool:
     """HF_HUB_OFFLINE as huggingface_hub reads it (1/true/yes/on, any case)."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
