@@ -124,7 +124,9 @@ def quantization_display(q: pd.DataFrame, *, scale: float = 100.0, decimals: int
         return "simulated" if simulated else DASH if not np.isfinite(v) else f"{v:.2f}x"
 
     return pd.DataFrame({
-        "variant": q.variant + np.where(q.preset != q.parent_preset, " [" + q.preset + "]", ""),
+        # the preset only when the parent's run used another one
+        "variant": q.variant + np.where((q.parent_preset != "") & (q.preset != q.parent_preset),
+                                        " [" + q.preset + "]", ""),
         "parent": q.parent, "dataset": q.dataset,
         "variant score": [num(v, scale, decimals) for v in q.variant_value],
         "parent score": [num(v, scale, decimals) for v in q.parent_value],
