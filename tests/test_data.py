@@ -12,7 +12,7 @@ import datasets
 import pytest
 
 from specbench import data as D
-from specbench.config import DatasetConfig, PromptConfig, Status, TaskType
+from specbench.registry.schema import DatasetConfig, PromptConfig, Status, TaskType
 from specbench.data import DataUnavailable, build_prompt, choice_requests, load_items
 from specbench.registry import load_file
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from specbench.config import Architecture, ModelConfig
+from specbench.registry.schema import Architecture, ModelConfig
 from specbench.registry import load_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

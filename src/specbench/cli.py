@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from specbench.config import to_plain as _plain
+from specbench.registry.schema import to_plain as _plain
 from specbench.registry import Registry, RegistryError, load_registry
 
 # Piped output (logs, CI, `mlflow run`) gets a wide console rather than rich's 80 columns.

@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from specbench.config import DatasetConfig, Status
-from specbench.scoring.mathequiv import boxed_answer
+from specbench.registry.schema import DatasetConfig, Status
+from specbench.mathequiv import boxed_answer
 from specbench.types import Item
-from specbench.weights import hub_unreachable
+from specbench.hub import datasets_offline, hub_unreachable
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -43,7 +43,6 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 SLICES_DIR = Path(__file__).resolve().parent / "slices"
-_TRUE = {"1", "true", "yes", "on"}
 
 
 class DataUnavailable(RuntimeError):
@@ -101,13 +100,6 @@ def get_adapter(dataset: DatasetConfig) -> Adapter:
 
 
 # -- loading -------------------------------------------------------------------------------
-def _env_offline() -> str | None:
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
-        if os.environ.get(var, "").strip().lower() in _TRUE:
-            return f"{var}={os.environ[var]}"
-    return None
-
-
 _hub_unreachable = hub_unreachable  # module-level, so tests can stand in for the network
 
 
@@ -181,7 +173,7 @@ def load_items(dataset: DatasetConfig, samples: int | None = None,
     use_offline = bool(offline)
     hub_error: str | None = None
     if not use_offline:
-        hub_error = _env_offline() or _hub_unreachable()
+        hub_error = datasets_offline() or _hub_unreachable()
         if hub_error and offline is False:
             raise DataUnavailable(
                 f"dataset '{key}': offline=False but the hub cannot be used ({hub_error}); "

@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from specbench.config import DatasetConfig, ModelConfig, PresetConfig, Status, TaskType
-from specbench.config import to_plain as _plain
+from specbench.registry.schema import DatasetConfig, ModelConfig, PresetConfig, Status, TaskType
+from specbench.registry.schema import to_plain as _plain
 from specbench.engines import GenParams, planned_params
 from specbench.registry import Registry, RegistryError, suggest
 from specbench.weights import (

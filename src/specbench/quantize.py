@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from specbench.config import AWQVersion, ModelConfig, Quantization, QuantizationSpec
-from specbench.config import to_plain as _plain
+from specbench.registry.schema import AWQVersion, ModelConfig, Quantization, QuantizationSpec
+from specbench.registry.schema import to_plain as _plain
 from specbench.registry import Registry, RegistryError, suggest
 from specbench.weights import (
     FLOAT_DIR,

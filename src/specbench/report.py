@@ -21,7 +21,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from specbench import compare, render, stats
-from specbench.config import ConfigError, to_plain
+from specbench.registry.schema import ConfigError, to_plain
 from specbench.registry import Registry, RegistryError, load_object, suggest
 
 

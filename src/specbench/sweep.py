@@ -44,7 +44,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from specbench.config import ConfigError, DatasetConfig, ModelConfig, PresetConfig, Status, to_plain
+from specbench.registry.schema import ConfigError, DatasetConfig, ModelConfig, PresetConfig, Status, to_plain
 from specbench.plan import tuned_preset_name
 from specbench.registry import Registry, RegistryError, load_object, suggest
 from specbench.tracking import KIND_TAG

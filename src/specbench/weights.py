@@ -20,10 +20,10 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
-from specbench.config import Architecture, ModelConfig, Quantization
+from specbench.hub import hub_offline, hub_unreachable  # noqa: F401 - re-exported for planners
+from specbench.registry.schema import Architecture, ModelConfig, Quantization
 
 
 class ModelUnavailable(RuntimeError):
@@ -75,27 +75,6 @@ def checkpoint_outdated(manifest: dict, recipe_digest: str) -> str | None:
     if revision != QUANTIZER_REVISION:
         return f"an older specbench quantizer (revision {revision}, now {QUANTIZER_REVISION})"
     return None
-
-
-def hub_offline() -> bool:
-    """HF_HUB_OFFLINE as huggingface_hub reads it (1/true/yes/on, any case)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-@lru_cache(maxsize=1)
-def hub_unreachable() -> str | None:
-    """Why the hub cannot be reached from here (None if it answers): one quick HEAD request per
-    process, through huggingface_hub's own session (proxies, HF_ENDPOINT), so an offline
-    machine falls back at once instead of after the libraries' retries.  Offline flags are the
-    caller's to check first (models and datasets honour different ones)."""
-    from huggingface_hub import constants
-    from huggingface_hub.utils import get_session
-
-    try:
-        get_session().head(constants.ENDPOINT, timeout=5)
-        return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable from here"
-        return f"{constants.ENDPOINT} unreachable ({type(exc).__name__})"
 
 
 def gpu_count() -> int:

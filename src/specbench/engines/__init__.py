@@ -6,7 +6,7 @@ registry never imports torch or vLLM.
 
 from __future__ import annotations
 
-from specbench.config import ModelConfig, PresetConfig
+from specbench.registry.schema import ModelConfig, PresetConfig
 from specbench.engines.base import Engine, Generation, GenParams, LoglikResult, PeakRSS, Timer
 from specbench.weights import SIMULATED_SOURCE, ResolvedModel, gpu_count
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from specbench.config import DType, ModelConfig, PresetConfig, Quantization
+from specbench.registry.schema import DType, ModelConfig, PresetConfig, Quantization
 from specbench.engines.base import Engine, Generation, GenParams, LoglikResult, split_context
 
 GiB = 2**30

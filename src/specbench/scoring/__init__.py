@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import stats
 
-from specbench.config import DatasetConfig
+from specbench.registry.schema import DatasetConfig
 from specbench.scoring import text as _text
 from specbench.scoring.code import estimate_pass_at_k, extract_code
 from specbench.scoring.code import pass_at_k as _pass_at_k

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from specbench.scoring.mathequiv import boxed_answer, dollar_span, final_answer_phrase, is_equiv
+from specbench.mathequiv import boxed_answer, dollar_span, final_answer_phrase, is_equiv
 from specbench.types import ChoiceScores, Item
 
 INVALID = "[invalid]"  # lm-eval RegexFilter's fallback

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from specbench.config import (
+from specbench.registry.schema import (
     CategoryConfig,
     ConfigError,
     DatasetConfig,
