@@ -31,18 +31,17 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{tempfile.mkdtemp()}/bench.db")
     from vllm import SamplingParams
 
-    from specbench import data, runner, tracking
-    from specbench.engines import make_engine
+    from specbench import pipeline, tracking
     from specbench.registry import load_registry
 
     tracking.setup("bench-overhead")
     reg = load_registry()
-    plan = runner.plan_cell(reg, args.model, args.dataset, engine="vllm", samples=args.samples)
-    plan = dataclasses.replace(plan, gen=dataclasses.replace(plan.gen, max_new_tokens=args.max_new_tokens))
-    engine = make_engine("vllm", plan.engine_params)
+    plan = pipeline.plan_cell(reg, args.model, args.dataset, engine="vllm", samples=args.samples)
+    plan = dataclasses.replace(plan, task=dataclasses.replace(
+        plan.task, gen=dataclasses.replace(plan.gen, max_new_tokens=args.max_new_tokens)))
+    engine = pipeline.start_engine(plan)
 
-    loaded = data.load_items(plan.dataset, plan.samples)
-    prompts = [data.build_prompt(plan.dataset, it, loaded.fewshot) for it in loaded.items]
+    prompts = pipeline.prepare(plan.task, plan.samples).prompts
     texts = engine._chat(prompts, None) if plan.chat else prompts
     sp = SamplingParams(n=1, temperature=0.0, max_tokens=plan.gen.max_new_tokens, stop=list(plan.gen.stop) or None)
 
@@ -56,7 +55,7 @@ def main() -> None:
 
         engine.llm.reset_prefix_cache()
         t0 = time.perf_counter()
-        res = runner.run_cell(plan, engine=engine)
+        res = pipeline.run_cell(plan, engine=engine)
         ours.append(time.perf_counter() - t0)
         assert res.status == "FINISHED", res.error
         assert [o[0] for o in res.outputs] == raw_texts, "same prompts and params must give the same outputs"

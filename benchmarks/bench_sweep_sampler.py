@@ -114,7 +114,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
         w.writerows(rows)
     meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "hardware": sweep.hardware(),
             "git_commit": tracking.git_commit(), "model": args.model, "grid": GRID, "passes": meta_passes,
-            "probe": {"datasets": [d.key for d in sweep.build_probe(reg, reg.model(args.model), spec.probe).datasets],
+            "probe": {"datasets": [t.dataset.key for t in sweep.probe_tasks(reg, reg.model(args.model), spec.probe)],
                       "samples": spec.probe.samples, "max_new_tokens": spec.probe.max_new_tokens,
                       "chunks": spec.probe.chunks},
             "reference_preset": reg.model(args.model).preset, "cpu_count": os.cpu_count(),

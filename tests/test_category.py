@@ -104,11 +104,12 @@ def test_one_model_that_cannot_load_does_not_stop_the_others(tiny):
             assert run.data.metrics["n_samples"] == 3
         else:
             assert run.info.status == "FAILED"
-            assert run.data.tags["error"]
+            assert run.data.tags["specbench.error"]
     client = MlflowClient(tiny["MLFLOW_TRACKING_URI"])
     parent = client.get_run(next(iter(runs.values())).data.tags["mlflow.parentRunId"])
     assert parent.data.metrics["cells_failed"] == 2 and parent.data.metrics["cells_finished"] == 2
-    assert parent.data.tags["category"] == "tiny" and parent.data.tags["plan_digest"]
+    assert parent.data.tags["specbench.category"] == "tiny" and parent.data.tags["specbench.plan_digest"]
+    assert parent.data.tags["specbench.kind"] == "category" and parent.info.status == "FAILED"
 
 
 def test_sigkill_mid_run_then_rerun_completes_without_duplicates(tiny):

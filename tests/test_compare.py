@@ -1,8 +1,10 @@
-"""Comparisons: statistics with known answers, run selection on a real MLflow store, and
-the whole `compare` path (MLflow project entry point, artifacts) on real SmolLM2 runs."""
+"""Comparisons: statistics with known answers, run selection on a real MLflow store (runs
+written with this version's prefixed tags and with the older unprefixed ones), and the whole
+`compare` path (MLflow project entry point, artifacts) on real SmolLM2 runs."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -18,7 +20,8 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import ROOT
 from tests.tiny_runs import CATEGORY, DATASETS, GENERALIST, SAMPLES, SPECIALIST, cli
 
-from specbench import compare, render, stats
+from specbench import tracking
+from specbench.analysis import compare, render, select, stats, tables
 from specbench.registry import load_registry
 
 pytest_plugins = ["tests.tiny_runs_plugin"]  # one session fixture for test_compare and test_report
@@ -117,10 +120,20 @@ def test_significance_marks_reach_the_tables():
 
 # -- selection on a real store, no model -------------------------------------------------
 
+_START = itertools.count(1_700_000_000_000, 1000)  # start times one second apart: "latest" is unambiguous
+
+
 def _cell_run(client: MlflowClient, exp: str, model: str, dataset: str, status: str, acc: float | None = None,
-              preset: str = "balanced") -> str:
-    run = client.create_run(exp, tags={"model": model, "dataset": dataset, "preset": preset, "category": CATEGORY,
-                                       "main_metric": "acc"})
+              preset: str = "balanced", legacy: bool = False) -> str:
+    """A cell run as this version writes it (prefixed tags, kind, MLflow's commit tag), or
+    ``legacy``: as runs were written before (unprefixed tags, no kind, ``git_commit``)."""
+    tags = {"model": model, "dataset": dataset, "preset": preset, "category": CATEGORY, "main_metric": "acc"}
+    if legacy:
+        tags["git_commit"] = "c0ffee-legacy"
+    else:
+        tags = {tracking.tag(k): v for k, v in tags.items()} | {tracking.KIND_TAG: "cell",
+                                                                tracking.GIT_COMMIT_TAG: "c0ffee-new"}
+    run = client.create_run(exp, start_time=next(_START), tags=tags)
     if acc is not None:
         client.log_metric(run.info.run_id, "acc", acc)
         client.log_metric(run.info.run_id, "acc_stderr", 0.1)
@@ -138,15 +151,20 @@ def test_latest_finished_run_wins_and_failed_or_deleted_cells_stay_visible(tmp_p
     client = MlflowClient(uri)
     exp = client.create_experiment("specbench")
     old = _cell_run(client, exp, "smollm2_135m", "winogrande", "FINISHED", 0.1)
-    new = _cell_run(client, exp, "smollm2_135m", "winogrande", "FINISHED", 0.3)
+    new = _cell_run(client, exp, "smollm2_135m", "winogrande", "FINISHED", 0.3, legacy=True)  # older tag names
     _cell_run(client, exp, "smollm2_135m", "winogrande", "FAILED")  # a later failure does not hide `new`
-    failed = _cell_run(client, exp, "smollm2_135m", "mmlu", "FAILED")
+    failed = _cell_run(client, exp, "smollm2_135m", "mmlu", "FAILED", legacy=True)
     gone = _cell_run(client, exp, "qwen25_0_5b", "winogrande", "FINISHED", 0.5)
     client.delete_run(gone)
+    # Not a cell although it names a model and a dataset: a run of another kind stays out.
+    other = client.create_run(exp, tags={tracking.KIND_TAG: "rescore", tracking.tag("model"): "smollm2_135m",
+                                         tracking.tag("dataset"): "truthfulqa", tracking.tag("category"): CATEGORY})
+    client.set_terminated(other.info.run_id, "FINISHED")
 
-    store, cells = compare.select(reg, compare.Selection(category=CATEGORY))
+    cells = select.select_cells(select.Selection(category=CATEGORY))
+    reader = tracking.ArtifactReader()
     assert cells[("smollm2_135m", "winogrande", "balanced")].run_id == new != old
-    m = compare.metric_matrix(reg, store, cells, CATEGORY).set_index(["model", "dataset"])
+    m = tables.metric_matrix(reg, reader, cells, CATEGORY).set_index(["model", "dataset"])
     assert len(m) == 6  # 2 models x 3 datasets: nothing dropped
     assert m.loc[("smollm2_135m", "winogrande")].value == pytest.approx(0.3)
     row = m.loc[("smollm2_135m", "winogrande")]
@@ -155,10 +173,28 @@ def test_latest_finished_run_wins_and_failed_or_deleted_cells_stay_visible(tmp_p
     assert m.loc[("smollm2_135m", "mmlu")].run_id == failed
     assert m.loc[("smollm2_135m", "truthfulqa")].status == "missing"
     assert m.loc[("qwen25_0_5b", "winogrande")].status == "missing"  # deleted
-    d = compare.delta_matrix(reg, store, cells, CATEGORY)
+    d = tables.delta_matrix(reg, reader, cells, CATEGORY)
     assert list(d.status) == ["missing", "failed", "missing"]
-    with pytest.raises(compare.CompareError, match="no experiment 'nope'"):
-        compare.select(reg, compare.Selection(experiment="nope"))
+    prov = {p["run_id"]: p for p in compare.provenance(reader, list(cells.values()))["runs"]}
+    assert prov[new]["git_commit"] == "c0ffee-legacy" and prov[new]["category"] == CATEGORY
+    assert prov[failed]["main_metric"] == "acc"
+    assert cells[("smollm2_135m", "winogrande", "balanced")].tag("preset") == "balanced"
+    with pytest.raises(tracking.TrackingError, match="no experiment 'nope'"):
+        select.select_cells(select.Selection(experiment="nope"))
+    with pytest.raises(tracking.TrackingError, match="no run with id 'feed'"):
+        select.select_cells(select.Selection(parent_run="feed"))
+
+
+def test_artifact_reader_downloads_each_file_once_and_reads_absent_files_as_none(mlflow_store):
+    with tracking.open_run("cell", name="reader", experiment="test-reader") as run:
+        run.log_table([{"id": "a", "score.acc": 1.0}, {"id": "b", "score.acc": 0.0}])
+        run.log_dict({"mlflow": "3"}, "environment.json")
+    reader = tracking.ArtifactReader()
+    rows = reader.table(run.run_id)
+    assert rows == [{"id": "a", "score.acc": 1.0}, {"id": "b", "score.acc": 0.0}]
+    assert reader.table(run.run_id) is rows  # cached: one download per file
+    assert reader.json_artifact(run.run_id, "environment.json") == {"mlflow": "3"}
+    assert reader.table(run.run_id, "nope.json") is None and reader.json_artifact("0" * 32, "x.json") is None
 
 
 def test_framework_matrix_comes_from_conf_and_is_validated(conf_copy):
@@ -166,7 +202,7 @@ def test_framework_matrix_comes_from_conf_and_is_validated(conf_copy):
     assert reg.framework is not None
     math_row = reg.framework.tasks["mathematics"]
     assert math_row.models["specialist"] == "qwen25_math_7b" and math_row.models["generalist"] == "qwen25_7b"
-    fw = compare.framework_matrix(reg, {})
+    fw = tables.framework_matrix(reg, {})
     assert len(fw) == len(reg.framework.tasks) * len(reg.framework.roles)
     assert set(fw.status) == {"missing"}
     text = (conf_copy / "framework.yaml").read_text().replace("generalist: granite_3_1_8b", "generalist: granit")
@@ -190,7 +226,7 @@ def test_compare_project_entry_point_logs_tables_heatmaps_and_html(tiny_runs):
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     exp = client.get_experiment_by_name("specbench").experiment_id
     (run,) = client.search_runs([exp], "tags.`specbench.kind` = 'compare'")
-    assert run.data.tags["category"] == CATEGORY and run.info.status == "FINISHED"
+    assert run.data.tags["specbench.category"] == CATEGORY and run.info.status == "FINISHED"
     assert client.get_run(env["PARENT_RUN"]).data.tags[compare.COMPARE_LINK_TAG] == run.info.run_id
     out = Path(client.download_artifacts(run.info.run_id, "", env["TMP"] + "/compare_artifacts"))
     stem = f"{CATEGORY}.delta_vs_{GENERALIST}"

@@ -12,9 +12,12 @@ import datasets
 import pytest
 
 from specbench import data as D
-from specbench.registry.schema import DatasetConfig, PromptConfig, Status, TaskType
 from specbench.data import DataUnavailable, build_prompt, choice_requests, load_items
+from specbench.data import adapters as adapters_pkg
+from specbench.data import loading as data_loading
 from specbench.registry import load_file
+from specbench.registry.schema import DatasetConfig, PromptConfig, Status, TaskType
+from specbench.types import Item
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf" / "datasets"
@@ -67,6 +70,42 @@ def test_ready_and_planned_are_consistent():
             assert (D.SLICES_DIR / d.offline_slice).is_file(), d.offline_slice
     assert "enhanced_math_fixed" in " ".join(ALL["math"].tags + [ALL["math"].notes])
     assert "math_competition" in " ".join(ALL["math"].tags + [ALL["math"].notes])
+
+
+# -- the adapter registry --------------------------------------------------------------------
+def test_every_adapter_module_registers_itself():
+    import pkgutil
+
+    modules = sorted(m.name for m in pkgutil.iter_modules(adapters_pkg.__path__))
+    assert D.adapter_names() == sorted(D.ADAPTERS) == modules  # one module per adapter, named alike
+    assert D.ADAPTERS["mmlu"].group == "subject" and D.ADAPTERS["winogrande"].partial
+    assert D.ADAPTERS["math"].hub_configs == tuple(D.MATH_TYPES)
+
+
+def test_adapter_decorator_registers_and_refuses_a_second_claim(monkeypatch):
+    monkeypatch.setattr(adapters_pkg, "ADAPTERS", dict(D.ADAPTERS))  # leave the real registry alone
+
+    @D.adapter("toy", group="g", hub_configs=["a", "b"])
+    def toy(rec, i, split):
+        return Item(id=f"{split}/{i}", doc=dict(rec), reference="")
+
+    got = adapters_pkg.ADAPTERS["toy"]
+    assert got.normalize is toy and got.group == "g" and got.hub_configs == ("a", "b") and not got.partial
+    assert "toy" in adapters_pkg.adapter_names()
+    with pytest.raises(ValueError, match="registered twice"):
+        D.adapter("gsm8k")(toy)
+    d = dataclasses.replace(ds("gsm8k"), adapter="nope")
+    with pytest.raises(DataUnavailable, match="no adapter 'nope'.*known adapters: arc_challenge"):
+        D.get_adapter(d)
+
+
+def test_the_data_layer_imports_nothing_heavy():
+    import subprocess
+
+    code = ("import sys, specbench.data; bad = [m for m in ('torch', 'mlflow', 'datasets', 'specbench.scoring', "
+            "'specbench.engines', 'specbench.weights', 'specbench.tracking') if m in sys.modules]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -300,7 +339,7 @@ def _fake_hub(monkeypatch, tables: dict):
         calls.append((path, name, split, revision))
         return datasets.Dataset.from_list(tables[(name, split)])
 
-    monkeypatch.setattr(D, "_hub_unreachable", lambda: None)
+    monkeypatch.setattr(data_loading, "_hub_unreachable", lambda: None)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)

@@ -15,8 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from tests.conftest import ROOT
 
-from specbench import runner, tracking
-from specbench.engines import make_engine
+from specbench import pipeline, tracking
 
 pytestmark = pytest.mark.slow
 
@@ -25,20 +24,20 @@ GSM8K_SAMPLES = 16
 
 @pytest.fixture(scope="module")
 def gsm8k_plan(registry):
-    return runner.plan_cell(registry, "smollm2_135m", "gsm8k", engine="vllm", samples=GSM8K_SAMPLES)
+    return pipeline.plan_cell(registry, "smollm2_135m", "gsm8k", engine="vllm", samples=GSM8K_SAMPLES)
 
 
 @pytest.fixture(scope="module")
 def vllm_engine(gsm8k_plan):
     pytest.importorskip("vllm")
-    engine = make_engine("vllm", gsm8k_plan.engine_params)
+    engine = pipeline.start_engine(gsm8k_plan)
     yield engine
     engine.close()
 
 
 @pytest.fixture(scope="module")
 def gsm8k_vllm(store, gsm8k_plan, vllm_engine):
-    return runner.run_cell(gsm8k_plan, engine=vllm_engine)
+    return pipeline.run_cell(gsm8k_plan, engine=vllm_engine)
 
 
 def test_gsm8k_cell_is_a_complete_finished_run(store, gsm8k_plan, gsm8k_vllm):
@@ -61,10 +60,12 @@ def test_gsm8k_cell_is_a_complete_finished_run(store, gsm8k_plan, gsm8k_vllm):
     assert m["output_tokens_per_s"] > 0 and m["peak_rss_mb"] > 100
     assert m["n_samples"] == GSM8K_SAMPLES
     # tags
+    t = tracking.normalize_tags(t)  # specbench's tags are stored as specbench.<name>
+    assert run.data.tags["specbench.model"] == "smollm2_135m" and run.data.tags["specbench.kind"] == "cell"
     assert t["model"] == "smollm2_135m" and t["dataset"] == "gsm8k" and t["engine"] == "vllm"
     assert t["category"] == "efficiency_optimized" and t["role"] == "specialist"
-    assert len(t["config_hash"]) == 16 and t["git_commit"]
-    assert t["config_hash"] == tracking.config_hash(gsm8k_plan.config())
+    assert len(t["config_hash"]) == 16 and t["mlflow.source.git.commit"]
+    assert t["config_hash"] == gsm8k_plan.config_hash()
     # dataset input
     inputs = run.inputs.dataset_inputs
     assert inputs and inputs[0].dataset.name == "gsm8k" and inputs[0].dataset.digest
@@ -86,9 +87,10 @@ def test_transformers_gives_the_same_greedy_outputs(store, registry, vllm_engine
     """
     outputs = {}
     for kind in ("vllm", "transformers"):
-        plan = runner.plan_cell(registry, "smollm2_135m", "gsm8k", engine=kind, samples=8)
-        plan = dataclasses.replace(plan, gen=dataclasses.replace(plan.gen, max_new_tokens=96))
-        result = runner.run_cell(plan, engine=vllm_engine if kind == "vllm" else None)
+        plan = pipeline.plan_cell(registry, "smollm2_135m", "gsm8k", engine=kind, samples=8)
+        plan = dataclasses.replace(plan, task=dataclasses.replace(
+            plan.task, gen=dataclasses.replace(plan.gen, max_new_tokens=96)))
+        result = pipeline.run_cell(plan, engine=vllm_engine if kind == "vllm" else None)
         assert result.status == "FINISHED", result.error
         outputs[kind] = [o[0] for o in result.outputs]
     same = sum(a == b for a, b in zip(outputs["vllm"], outputs["transformers"], strict=True))
@@ -97,12 +99,12 @@ def test_transformers_gives_the_same_greedy_outputs(store, registry, vllm_engine
 
 
 def test_mmlu_by_loglikelihood_matches_transformers(store, registry, vllm_engine):
-    plan = runner.plan_cell(registry, "smollm2_135m", "mmlu", engine="vllm", samples=12)
-    res_v = runner.run_cell(plan, engine=vllm_engine)
+    plan = pipeline.plan_cell(registry, "smollm2_135m", "mmlu", engine="vllm", samples=12)
+    res_v = pipeline.run_cell(plan, engine=vllm_engine)
     assert res_v.status == "FINISHED", res_v.error
     assert {"acc", "acc_stderr"} <= set(res_v.metrics)
-    hf_plan = runner.plan_cell(registry, "smollm2_135m", "mmlu", engine="transformers", samples=12)
-    res_h = runner.run_cell(hf_plan)
+    hf_plan = pipeline.plan_cell(registry, "smollm2_135m", "mmlu", engine="transformers", samples=12)
+    res_h = pipeline.run_cell(hf_plan)
     assert res_h.status == "FINISHED", res_h.error
     for a, b in zip(res_v.outputs, res_h.outputs, strict=True):
         assert a.logprobs == pytest.approx(b.logprobs, abs=2e-2)
@@ -110,8 +112,8 @@ def test_mmlu_by_loglikelihood_matches_transformers(store, registry, vllm_engine
 
 
 def test_humaneval_cell_runs_code_in_the_sandbox(store, registry, vllm_engine):
-    plan = runner.plan_cell(registry, "smollm2_135m", "humaneval", engine="vllm", samples=4)
-    res = runner.run_cell(plan, engine=vllm_engine)
+    plan = pipeline.plan_cell(registry, "smollm2_135m", "humaneval", engine="vllm", samples=4)
+    res = pipeline.run_cell(plan, engine=vllm_engine)
     assert res.status == "FINISHED", res.error
     assert "pass_at_1" in res.metrics and "pass_at_1_stderr" in res.metrics
     assert all(s.detail for s in res.report.samples), "each sample records its sandbox verdict"
@@ -129,13 +131,12 @@ def test_gated_model_fails_with_one_clear_reason(tmp_path):
 
 
 def test_config_hash_changes_with_the_experiment(registry):
-    a = runner.plan_cell(registry, "smollm2_135m", "gsm8k", samples=4)
-    b = runner.plan_cell(registry, "smollm2_135m", "gsm8k", samples=8)
-    c = runner.plan_cell(registry, "smollm2_135m", "gsm8k", samples=4, preset="performance")
-    hashes = {tracking.config_hash(p.config()) for p in (a, b, c)}
+    a = pipeline.plan_cell(registry, "smollm2_135m", "gsm8k", samples=4)
+    b = pipeline.plan_cell(registry, "smollm2_135m", "gsm8k", samples=8)
+    c = pipeline.plan_cell(registry, "smollm2_135m", "gsm8k", samples=4, preset="performance")
+    hashes = {p.config_hash() for p in (a, b, c)}
     assert len(hashes) == 3
-    assert tracking.config_hash(a.config()) == tracking.config_hash(
-        runner.plan_cell(registry, "smollm2_135m", "gsm8k", samples=4).config())
+    assert a.config_hash() == pipeline.plan_cell(registry, "smollm2_135m", "gsm8k", samples=4).config_hash()
 
 
 def test_rescore_reproduces_the_run(store, registry, gsm8k_vllm, tmp_path):

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from specbench.registry.schema import Architecture, ModelConfig
 from specbench.registry import load_file
+from specbench.registry.schema import Architecture, ModelConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODELS_DIR = REPO_ROOT / "conf" / "models"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from specbench import tracking
-from specbench.engines import make_engine, planned_params
-from specbench.plan import CellUnavailable, engine_for, plan_category, plan_cell
-from specbench.registry import RegistryError, load_registry
+from specbench.cli import main
+from specbench.engines import planned_params
+from specbench.pipeline import CellUnavailable, engine_for, plan_category, plan_cell, start_engine
+from specbench.registry import load_registry
 from specbench.weights import SIMULATED_SOURCE, ResolvedModel, runnable_reason
 
 
@@ -43,13 +43,17 @@ def test_category_runs_such_a_model_on_its_own_engine(conf_copy):
     assert cell.plan is not None and cell.plan.engine == "transformers"
     assert "batch_size" in cell.plan.engine_params and "max_num_seqs" not in cell.plan.engine_params
     # the derived AWQ model inherits the list from its parent
-    assert [e.value for e in reg.model("smollm2_135m_awq").engines] == ["transformers"]
+    assert reg.model("smollm2_135m_awq").engines == ["transformers"]
 
 
-def test_unknown_engine_name_is_one_clear_error(conf_copy):
+def test_unknown_engine_name_is_one_clear_error(conf_copy, capsys):
     _allow_only(conf_copy, "biogpt", ["vllmm"])
-    with pytest.raises(RegistryError, match=r"models/biogpt\.yaml.*engines"):
-        load_registry(conf_copy)
+    load_registry(conf_copy)  # the schema takes any name; the engine registry judges it
+    assert main(["--conf", str(conf_copy), "validate"]) == 2
+    err = capsys.readouterr().err
+    assert "models/biogpt.yaml" in err and "engines[0]" in err and "unknown engine 'vllmm'" in err
+    assert "did you mean 'vllm'" in err
+    assert main(["--conf", str(conf_copy), "list", "models"]) == 2  # every command checks before it runs
 
 
 def test_encoder_decoder_text_models_are_skipped_with_the_reason(registry):
@@ -66,7 +70,7 @@ def test_hf_overrides_reach_both_engines_and_the_loaded_config(conf_copy):
     vllm_plan = plan_cell(reg, "smollm2_135m", "arc_challenge", engine="vllm")
     assert vllm_plan.engine_params["hf_overrides"] == {"max_position_embeddings": 4096}
     hf_plan = plan_cell(reg, "smollm2_135m", "arc_challenge", engine="transformers")
-    engine = make_engine("transformers", hf_plan.engine_params)
+    engine = start_engine(hf_plan)
     try:
         assert engine.model.config.max_position_embeddings == 4096
         assert engine.params["hf_overrides"] == {"max_position_embeddings": 4096}
@@ -74,7 +78,7 @@ def test_hf_overrides_reach_both_engines_and_the_loaded_config(conf_copy):
         engine.close()
     # the config hash sees it: a run with overrides never reuses one without
     base = plan_cell(load_registry(), "smollm2_135m", "arc_challenge", engine="vllm")
-    assert tracking.config_hash(base.config()) != tracking.config_hash(vllm_plan.config())
+    assert base.config_hash() != vllm_plan.config_hash()
 
 
 @pytest.mark.parametrize("engine", ["vllm", "transformers"])

@@ -26,9 +26,9 @@ import yaml
 from mlflow.tracking import MlflowClient
 from tests.conftest import CONF, ROOT
 
-from specbench import cli, quantize, runner
-from specbench.plan import CellUnavailable, plan_cell, stale_checkpoint
-from specbench.registry import RegistryError, load_registry
+from specbench import cli, pipeline, quantize, tracking
+from specbench.pipeline import CellUnavailable, plan_cell, stale_checkpoint
+from specbench.registry import RegistryError, load_registry, to_plain
 from specbench.weights import (
     FLOAT_DIR,
     PACKED_DIR,
@@ -120,7 +120,7 @@ def test_entry_written_for_a_new_derived_model_loads_and_inherits(conf_copy):
     reg = load_registry(conf_copy)
     target = quantize.pick_target(reg, "qwen25_0_5b")  # no derived entry yet: default recipe
     assert (target.key, target.spec.key, target.derived) == ("qwen25_0_5b_awq", quantize.DEFAULT_RECIPE, None)
-    path = quantize._write_entry(reg, target, size_gb=0.41)
+    path = quantize.write_entry(reg, target, size_gb=0.41)
     new = load_registry(conf_copy).model("qwen25_0_5b_awq")
     assert path.name == "qwen25_0_5b_awq.yaml" and new.recipe == "awq_w4_g128" and new.size_gb == 0.41
     assert new.hf_id == reg.model("qwen25_0_5b").hf_id and new.parameters_b == reg.model("qwen25_0_5b").parameters_b
@@ -179,6 +179,37 @@ def test_quantize_refusals_say_why(model, env, expect, capsys, monkeypatch, tmp_
     assert expect in err and len(err.strip().splitlines()) <= 2  # one line (rich may wrap it)
 
 
+def test_quantize_run_adopts_the_project_run_and_prefixes_its_tags(registry, mlflow_store, monkeypatch):
+    """What a (reused) quantization records, without AutoAWQ: the `mlflow run` project run is
+    adopted and named, specbench's tags are prefixed, the commit is MLflow's own tag."""
+    from specbench.quantize.run import _open_run, _record
+
+    client = MlflowClient(mlflow_store)
+    exp = client.create_experiment("test-quantize-record")
+    launcher = client.create_run(exp).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", launcher)
+    spec = registry.quantization("awq_w4_g64")
+    manifest = {"recipe": to_plain(spec), "recipe_digest": spec.digest(), "parent": "smollm2_135m",
+                "parent_revision": "abc", "digest": "0123456789abcdef", "autoawq": "0.2.9", "device": "cpu",
+                "calibration": {"digest": "fedcba9876543210", "source": "slice:gsm8k.train", "texts": 50,
+                                "blocks": 64},
+                "quantize_s": 1.5, "size_ratio": 0.21, "peak_rss_mb": None}
+    with _open_run(quantize.pick_target(registry, "smollm2_135m"), None) as run:
+        _record(run, manifest, reused=True)
+    assert run.run_id == launcher
+    stored = client.get_run(launcher)
+    t, p, m = stored.data.tags, stored.data.params, stored.data.metrics
+    assert t["mlflow.runName"] == "quantize:smollm2_135m_awq" and t["specbench.kind"] == "quantize"
+    assert {k: t[f"specbench.{k}"] for k in ("model", "parent", "recipe", "quantization", "reused")} == {
+        "model": "smollm2_135m_awq", "parent": "smollm2_135m", "recipe": "awq_w4_g64", "quantization": "awq",
+        "reused": "true"}
+    assert t["specbench.recipe_digest"] == spec.digest() and t["specbench.checkpoint_digest"] == "0123456789abcdef"
+    assert t["specbench.calibration_digest"] == "fedcba9876543210" and "mlflow.source.git.commit" in t
+    assert p["awq.group_size"] == "64" and p["awq.recipe"] == "awq_w4_g64" and p["quantizer_revision"] == "1"
+    assert m == {"quantize_s": 1.5, "size_ratio": 0.21}  # None left out
+    assert stored.info.status == "FINISHED"
+
+
 def test_cpu_refuses_to_quantize_a_7b_model(registry):
     reason = quantize.cannot_quantize(registry.model("qwen25_7b"), gpus=0)
     assert reason and "GPU machine" in reason
@@ -228,10 +259,20 @@ def test_quantize_run_records_recipe_sizes_and_calibration(store, quantized):
     reg, res = quantized
     run = MlflowClient(store).get_run(res.run_id)
     p, m, t = run.data.params, run.data.metrics, run.data.tags
-    assert t["specbench.kind"] == "quantize" and t["model"] == "smollm2_135m_awq" and t["parent"] == "smollm2_135m"
+    assert t["specbench.kind"] == "quantize" and t["mlflow.runName"] == "quantize:smollm2_135m_awq"
+    assert t["specbench.model"] == "smollm2_135m_awq" and t["specbench.parent"] == "smollm2_135m"
+    assert t["specbench.recipe"] == "awq_w4_g64" and t["specbench.quantization"] == "awq"
+    assert t["mlflow.source.git.commit"] and "git_commit" not in t and "model" not in t
     assert p["awq.group_size"] == "64" and p["awq.bits"] == "4" and p["awq.version"] == "GEMM"
     assert p["awq.clip_search"] == "False" and p["calibration.split"] == "train"
-    assert len(t["calibration_digest"]) == 16 and t["recipe_digest"] == reg.quantization("awq_w4_g64").digest()
+    assert len(t["specbench.calibration_digest"]) == 16
+    assert t["specbench.recipe_digest"] == reg.quantization("awq_w4_g64").digest()
+    assert len(t["specbench.checkpoint_digest"]) == 16 and t["specbench.reused"] in ("true", "false")
+    if not res.reused:  # the calibration texts as the run's dataset input
+        (cal,) = [i for i in run.inputs.dataset_inputs
+                  if {tag.key: tag.value for tag in i.tags}.get("mlflow.data.context") == "calibration"]
+        assert cal.dataset.name == "gsm8k:train"
+        assert cal.dataset.digest == res.manifest["calibration"]["source_digest"][:36]
     assert m["quantize_s"] > 0 and m["layers_quantized"] == 30 * 7
     assert m["size_after_mb"] < 0.6 * m["size_before_fp16_mb"] < m["size_before_mb"]
 
@@ -260,28 +301,29 @@ def test_awq_variant_runs_simulated_beside_its_parent_and_answers_differently(st
     # 4 items and 48 new tokens: enough to tell the weights apart, cheap on a busy 2-core CPU.
     plans = {k: plan_cell(reg, k, "gsm8k", engine="transformers", samples=4)
              for k in ("smollm2_135m", "smollm2_135m_awq")}
-    plans = {k: dataclasses.replace(p, gen=dataclasses.replace(p.gen, max_new_tokens=48)) for k, p in plans.items()}
+    plans = {k: dataclasses.replace(p, task=dataclasses.replace(p.task, gen=dataclasses.replace(
+        p.gen, max_new_tokens=48))) for k, p in plans.items()}
     awq_plan = plans["smollm2_135m_awq"]
     assert awq_plan.resolved.source == SIMULATED_SOURCE and awq_plan.resolved.path.endswith(FLOAT_DIR)
     assert awq_plan.engine_params["dtype"] == "float32" and "quantization" not in awq_plan.engine_params
     assert awq_plan.resolved.revision.startswith("awq:")
-    results = {k: runner.run_cell(p) for k, p in plans.items()}
+    results = {k: pipeline.run_cell(p) for k, p in plans.items()}
     for r in results.values():
         assert r.status == "FINISHED", r.error
     client = MlflowClient(store)
-    tags = client.get_run(results["smollm2_135m_awq"].run_id).data.tags
+    tags = tracking.normalize_tags(client.get_run(results["smollm2_135m_awq"].run_id).data.tags)
     assert tags["quantization"] == "simulated" and tags["perf_representative"] == "false"
     assert tags["parent"] == "smollm2_135m" and tags["model_source"] == SIMULATED_SOURCE
-    parent_tags = client.get_run(results["smollm2_135m"].run_id).data.tags
+    parent_tags = tracking.normalize_tags(client.get_run(results["smollm2_135m"].run_id).data.tags)
     assert parent_tags["quantization"] == "none" and "perf_representative" not in parent_tags
     a, b = results["smollm2_135m_awq"].outputs, results["smollm2_135m"].outputs
     assert any(x != y for x, y in zip(a, b, strict=True)), "quantized weights gave identical outputs"
     # The comparison module pairs the variant with its parent, item by item.
-    from specbench import compare
+    from specbench.analysis import select, tables
 
-    cstore = compare.RunStore(client)
-    cells = compare.latest_cells([client.get_run(r.run_id) for r in results.values()])
-    q = compare.quantization_table(reg, cstore, cells, "efficiency_optimized")
+    cstore = tracking.ArtifactReader()
+    cells = select.latest_cells([tracking.get_run(r.run_id) for r in results.values()])
+    q = tables.quantization_table(reg, cstore, cells, "efficiency_optimized")
     row = q[q.dataset == "gsm8k"].iloc[0]
     assert (row.variant, row.parent, row.status, row.simulated) == ("smollm2_135m_awq", "smollm2_135m",
                                                                       "finished", True)
@@ -290,7 +332,7 @@ def test_awq_variant_runs_simulated_beside_its_parent_and_answers_differently(st
     assert np.isnan(row.throughput_ratio) and np.isnan(row.memory_ratio)  # simulated: not AWQ's speed/memory
     assert 0.15 < row.size_ratio < 0.5  # packed int4 over the parent's checkpoint
     # ...and a paper report's `quantization` table is the same table
-    from specbench import report
+    from specbench.analysis import report
 
     path = tmp_path / "awq_paper.yaml"
     path.write_text(yaml.safe_dump({"name": "awq_paper", "title": "AWQ", "experiment": "test-quantize", "tables": [

@@ -13,8 +13,9 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import ROOT
 from tests.tiny_runs import CATEGORY, DATASETS, GENERALIST, SPECIALIST, cli
 
-from specbench import report
-from specbench.registry import RegistryError
+from specbench import tracking
+from specbench.analysis import report, stats
+from specbench.registry import RegistryError, load_registry
 
 pytest_plugins = ["tests.tiny_runs_plugin"]  # one session fixture for test_compare and test_report
 
@@ -40,6 +41,40 @@ def test_bad_report_files_fail_with_one_line(tmp_path, registry, edit, message):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(RegistryError, match=message.replace("[", r"\[").replace("]", r"\]")):
         report.load(path, registry)
+
+
+def test_a_matrix_and_an_efficiency_table_share_one_bootstrap(tmp_path, mlflow_store, conf_copy, monkeypatch):
+    """Cells written with this version's tags and with the older unprefixed ones are read
+    alike; the matrix behind both tables is computed once."""
+    (conf_copy / "categories" / "tiny_rep.yaml").write_text(yaml.safe_dump({
+        "key": "tiny_rep", "display_name": "t", "description": "t", "models": ["smollm2_135m"],
+        "baselines": ["qwen25_0_5b"], "datasets": {"primary": ["winogrande"]}}))
+    reg = load_registry(conf_copy)
+    client = MlflowClient(mlflow_store)
+    exp = client.create_experiment("specbench")
+    for i, (model, legacy) in enumerate((("smollm2_135m", False), ("qwen25_0_5b", True))):
+        tags = {"model": model, "dataset": "winogrande", "preset": "balanced", "category": "tiny_rep"}
+        tags = tags if legacy else {tracking.tag(k): v for k, v in tags.items()} | {tracking.KIND_TAG: "cell"}
+        rid = client.create_run(exp, start_time=1_700_000_000_000 + i, tags=tags).info.run_id
+        (tmp_path / rid).mkdir()
+        (tmp_path / rid / "samples.json").write_text(json.dumps(
+            {"columns": ["id", "score.acc"], "data": [[f"q{j}", float((i + j) % 2)] for j in range(8)]}))
+        client.log_artifacts(rid, str(tmp_path / rid))
+        client.log_metric(rid, "acc", 0.5)
+        client.log_param(rid, "model.parameters_b", 0.1)
+        client.set_terminated(rid, "FINISHED")
+    spec = tmp_path / "two.yaml"
+    spec.write_text(yaml.safe_dump({"name": "two", "title": "two", "tables": [
+        {"id": "acc", "kind": "matrix", "category": "tiny_rep"}, {"id": "cost", "kind": "efficiency",
+                                                                  "category": "tiny_rep"}]}))
+    calls = []
+    real = stats.bootstrap_mean
+    monkeypatch.setattr(stats, "bootstrap_mean", lambda *a, **k: calls.append(1) or real(*a, **k))
+    outs, prov = report.build(reg, report.load(spec, reg))
+    assert len(calls) == 2  # two cells, one bootstrap each, although two tables show them
+    acc = outs[0].long.set_index("model")
+    assert set(acc.status) == {"finished"} and set(acc.ci_method) == {"bootstrap"} and set(acc.n) == {8}
+    assert list(outs[1].long.accuracy) == [0.5, 0.5] and len(prov["runs"]) == 2
 
 
 def _write_tiny_report(env: dict[str, str]) -> Path:

@@ -416,9 +416,9 @@ def test_dead_zygote_is_an_error_not_a_pass_and_is_replaced():
 def test_degraded_mode_warns_and_still_judges(monkeypatch):
     import psutil
 
-    import specbench.sandbox as sandbox
+    import specbench.sandbox.pool as sandbox_pool
 
-    monkeypatch.setattr(sandbox, "_warned", False)
+    monkeypatch.setattr(sandbox_pool, "_warned", False)
     marker = f"{31 + (os.getpid() % 1000) / 1000:.3f}"
     with pytest.warns(RuntimeWarning, match="WEAKER ISOLATION"):
         pool = SandboxPool(workers=1, namespaces=False)

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from specbench.mathequiv import boxed_answer, is_equiv, strip_string
 from specbench.registry.schema import DatasetConfig, PromptConfig, TaskType
 from specbench.scoring import METRICS, SCORERS, estimate_pass_at_k, mean_stderr, score
 from specbench.scoring.code import build_program, extract_code
-from specbench.mathequiv import boxed_answer, is_equiv, strip_string
 from specbench.types import ChoiceScores, Item
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -23,9 +23,11 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 from tests.conftest import CONF
 
-from specbench import cli, sweep, tracking
-from specbench.plan import plan_category, plan_cell, resolve_preset
+from specbench import cli, sweep
+from specbench.identity import digest
+from specbench.pipeline import plan_category, plan_cell, resolve_preset
 from specbench.registry import RegistryError, load_object, load_registry
+from specbench.sweep import study as sweep_study
 
 GiB = 2**30
 
@@ -74,7 +76,7 @@ def test_preset_tuned_without_one_names_the_sweep_command(registry):
     with pytest.raises(RegistryError, match=r"no tuned preset for qwen25_7b: run `specbench sweep --model qwen25_7b`"):
         resolve_preset(registry, model, "tuned")
     # A category run with --preset tuned skips only the models that have none, with that reason.
-    cplan = plan_category(registry, "efficiency_optimized", preset="tuned", resolve_weights=False)
+    cplan = plan_category(registry, "efficiency_optimized", preset="tuned")
     reasons = {c.model: c.reason for c in cplan.cells}
     assert "specbench sweep --model qwen25_7b" in reasons["qwen25_7b"]
 
@@ -93,6 +95,91 @@ def test_storages_sqlite_journal_and_bad(tmp_path):
         assert optuna.load_study(study_name="s", storage=storage).best_value == 2.0
     with pytest.raises(RegistryError, match="expected an RDB URL"):
         sweep.make_storage(str(tmp_path / "nowhere.txt"))
+
+
+def test_range_corner_snaps_as_optuna_does_and_storage_passwords_are_redacted(registry):
+    spec = load_object({"name": "x", "space": {"max_num_seqs": {"low": 4, "high": 30, "step": 8},
+                                               "gpu_memory_utilization": {"low": 0.5, "high": 0.92, "step": 0.2}}},
+                       sweep.SweepSpec, Path("sweeps/x.yaml"))
+    corner = sweep.throughput_corner(spec)  # the highest point each step reaches, as Optuna samples it
+    assert corner == {"max_num_seqs": 28, "gpu_memory_utilization": pytest.approx(0.9)}
+    assert isinstance(corner["max_num_seqs"], int)
+    assert sweep.redact("postgresql://me:secret@db.host:5432/optuna") == "postgresql://me:***@db.host:5432/optuna"
+    for kept in ("sqlite:////tmp/o.db", "journal:/shared/a@b/o.journal", "postgresql://db.host/optuna"):
+        assert sweep.redact(kept) == kept
+
+
+def test_probe_tasks_are_the_pipelines_generative_tasks_with_the_probe_limit(registry):
+    model = registry.model("smollm2_135m")
+    spec, _ = sweep.load_spec(registry, "cpu")
+    tasks = sweep.probe_tasks(registry, model, spec.probe)
+    assert [t.dataset.key for t in tasks] == ["gsm8k", "humaneval"]  # the category's generative primaries
+    assert all(not t.loglik and t.chat == model.instruct for t in tasks)
+    assert all(t.gen.max_new_tokens == min(32, t.dataset.prompt.max_new_tokens) for t in tasks)
+    with pytest.raises(RegistryError, match=r"probe dataset 'mmlu' must be ready and generative"):
+        sweep.probe_tasks(registry, model, sweep.ProbeSpec(datasets=["mmlu"]))
+
+
+def _bare_worker(tmp_path, name="s"):
+    """A Sweep with only what opening a study needs (no engine, weights or data)."""
+    from types import SimpleNamespace
+
+    w = object.__new__(sweep.Sweep)
+    w.spec = load_object({"name": "x", "engine": "transformers", "space": {"max_num_seqs": {"choices": [1, 2]}}},
+                         sweep.SweepSpec, Path("sweeps/x.yaml"))
+    w.seed, w.study_name, w.ref_name = None, name, "balanced"
+    w.storage_url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    w.storage = sweep.make_storage(w.storage_url)
+    w.model = SimpleNamespace(key="m")
+    w.objective = SimpleNamespace(probe=SimpleNamespace(digest="d"))
+    return w
+
+
+def test_a_joining_worker_waits_until_the_study_is_initialized(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    monkeypatch.setattr(sweep_study, "WAIT_CREATOR_S", 2.0)
+    creator, joiner = _bare_worker(tmp_path), _bare_worker(tmp_path)
+    # A creator that stopped between create_study and queuing the reference: refused, not sampled.
+    optuna.create_study(storage=creator.storage, study_name="s", direction="maximize")
+    with pytest.raises(RegistryError, match="never initialized"):
+        joiner.open_study()
+    # A slow creator: the joiner waits for the mark, then sees the reference as trial 0.
+    creator.study_name = joiner.study_name = "t"
+    original = creator.spec.digest
+    done = threading.Event()
+
+    def slow_create():
+        study = optuna.create_study(storage=creator.storage, study_name="t", direction="maximize")
+        time.sleep(0.5)
+        study.enqueue_trial({}, user_attrs={"role": "reference"})
+        study.set_user_attr("spec_digest", original())
+        study.set_user_attr("initialized", True)
+        done.set()
+
+    thread = threading.Thread(target=slow_create)
+    thread.start()
+    time.sleep(0.2)
+    study, created = joiner.open_study()
+    thread.join()
+    assert not created and done.is_set()
+    trial = study.ask()
+    assert trial.number == 0 and trial.user_attrs["role"] == "reference"
+    # A study made with another spec is refused once initialized.
+    other = _bare_worker(tmp_path, "t")
+    other.spec.constraints.accuracy_tolerance = 0.5
+    with pytest.raises(RegistryError, match="was made with another spec"):
+        other.open_study()
+
+
+def test_the_creator_queues_reference_enqueued_and_warm_start_then_marks_the_study(tmp_path):
+    w = _bare_worker(tmp_path, "u")
+    w.spec.enqueue = [{"max_num_seqs": 1}]
+    study, created = w.open_study()
+    assert created and study.user_attrs["initialized"] is True and study.user_attrs["spec_digest"] == w.spec.digest()
+    roles = [study.ask().user_attrs["role"] for _ in range(3)]
+    assert roles == ["reference", "enqueued", "warm_start"]
 
 
 def test_pareto_front_keeps_only_non_dominated_points():
@@ -137,7 +224,10 @@ def test_two_worker_processes_share_one_study_without_lost_or_duplicated_trials(
     children = client.search_runs([client.get_run(parent_id).info.experiment_id],
                                   f"tags.`mlflow.parentRunId` = '{parent_id}'")
     assert sorted(r.info.run_id for r in children) == sorted(run_ids)  # one parent, one child per trial
-    assert sorted(int(r.data.tags["trial"]) for r in children) == list(range(6))
+    assert sorted(int(r.data.tags["specbench.trial"]) for r in children) == list(range(6))
+    assert {r.data.tags["specbench.kind"] for r in children} == {"sweep_trial"}
+    parent = client.get_run(parent_id)
+    assert parent.data.tags["specbench.kind"] == "sweep" and parent.data.tags["specbench.study"] == "two"
     for t in trials:
         if t.user_attrs.get("duplicate_of") is None and t.state == TrialState.COMPLETE:
             assert t.value > 0 and t.user_attrs["peak_rss_mb"] > 100
@@ -185,7 +275,9 @@ def test_impossible_memory_trial_fails_and_the_study_goes_on(vllm_sweep):
     assert "kv_cache_space_gb 4096 >" in failed.user_attrs["error"]  # the likely root cause, said
     client = MlflowClient()
     run = client.get_run(failed.user_attrs["mlflow_run_id"])
-    assert run.info.status == "FAILED" and run.data.tags["trial_state"] == "FAIL" and run.data.tags["error"]
+    tags = run.data.tags
+    assert run.info.status == "FAILED" and tags["specbench.trial_state"] == "FAIL" and tags["specbench.error"]
+    assert tags["specbench.trial_role"] == "enqueued" and tags["specbench.kind"] == "sweep_trial"
     assert run.data.params["vllm.kv_cache_memory_bytes"] == str(4096 * GiB)
     good = client.get_run(ok.user_attrs["mlflow_run_id"])
     assert good.info.status == "FINISHED" and good.data.metrics["output_tokens_per_s"] > 0
@@ -216,4 +308,4 @@ def test_best_trial_becomes_the_tuned_preset_that_plan_cell_uses(vllm_sweep):
     assert plan.engine_params["max_num_seqs"] == want_seqs
     if "kv_cache_space_gb" in best.params:
         assert plan.engine_params["kv_cache_memory_bytes"] == int(best.params["kv_cache_space_gb"] * GiB)
-    assert tracking.config_hash(plan.config())  # a complete, hashable plan
+    assert digest(plan.config())  # a complete, hashable plan

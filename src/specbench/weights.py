@@ -127,8 +127,11 @@ def runnable_reason(model: ModelConfig, gpus: int | None = None) -> str | None:
     return f"{model.key}: " + "; ".join(reasons) if reasons else None
 
 
-def resolve(model: ModelConfig, offline: bool | None = None) -> ResolvedModel:
-    """Local weights for ``model``: converted offline source first, then the hub."""
+def locate(model: ModelConfig, offline: bool | None = None) -> ResolvedModel:
+    """Where a model's weights are, or will be once materialized, without downloading or
+    converting anything: what a plan holds.  The revision is what identifies the weights in a
+    cell's config hash: the embedded GGUF's digest, a derived checkpoint's digest, or the
+    registry's declared hub revision (the commit a download resolves it to is logged)."""
     reason = runnable_reason(model)
     if reason:
         raise ModelUnavailable(reason)
@@ -136,10 +139,31 @@ def resolve(model: ModelConfig, offline: bool | None = None) -> ResolvedModel:
     if model.recipe is not None:
         return _from_quantized(model, on_gpu=gpu_count() > 0)
     if model.offline is not None:
-        return _from_gguf(model)
+        gguf = _find_gguf(model)
+        digest = _gguf_digest(gguf)
+        return ResolvedModel(path=str(_gguf_dir(model, digest)), revision=f"gguf:{digest}", source="gguf")
     if offline:
         raise ModelUnavailable(f"{model.key}: the hub is offline (HF_HUB_OFFLINE) and no offline source is declared")
-    return _from_hub(model)
+    assert model.hf_id is not None  # runnable_reason: only API-only models have none
+    return ResolvedModel(path=model.hf_id, revision=model.revision, source="hub")
+
+
+def materialize(model: ModelConfig, located: ResolvedModel) -> ResolvedModel:
+    """The located weights on local disk: the embedded GGUF converted once (about 30 s) into
+    cache/models/<key>-<sha>/, or a hub snapshot downloaded; what is already there is reused."""
+    if located.source == "gguf":
+        out = Path(located.path)
+        if not (out / "specbench.json").is_file():
+            _convert_gguf(_find_gguf(model), out, model)
+        return located
+    if located.source == "hub":
+        return _from_hub(model)
+    return located
+
+
+def resolve(model: ModelConfig, offline: bool | None = None) -> ResolvedModel:
+    """Local weights for ``model``: :func:`locate` then :func:`materialize`."""
+    return materialize(model, locate(model, offline))
 
 
 def _from_quantized(model: ModelConfig, on_gpu: bool) -> ResolvedModel:
@@ -192,17 +216,14 @@ def _find_gguf(model: ModelConfig) -> Path:
     raise ModelUnavailable(f"{model.key}: {src.gguf_file} not found inside {src.package}")
 
 
-def _from_gguf(model: ModelConfig) -> ResolvedModel:
-    """Convert the GGUF once (about 30 s) into cache/<key>-<sha>/; later calls reuse it."""
+def _gguf_digest(gguf: Path) -> str:
     import hashlib
 
-    gguf = _find_gguf(model)
-    digest = hashlib.sha256(f"{gguf.name}:{gguf.stat().st_size}".encode()).hexdigest()[:12]
-    out = cache_dir() / "models" / f"{model.key}-{digest}"
-    marker = out / "specbench.json"
-    if not marker.is_file():
-        _convert_gguf(gguf, out, model)
-    return ResolvedModel(path=str(out), revision=f"gguf:{digest}", source="gguf")
+    return hashlib.sha256(f"{gguf.name}:{gguf.stat().st_size}".encode()).hexdigest()[:12]
+
+
+def _gguf_dir(model: ModelConfig, digest: str) -> Path:
+    return cache_dir() / "models" / f"{model.key}-{digest}"
 
 
 def _convert_gguf(gguf: Path, out: Path, model: ModelConfig) -> None:

@@ -45,6 +45,18 @@ class Generation:
     cached: int = 0  # prompts answered from the generation cache (no tokens counted for them)
 
 
+@dataclass(frozen=True)
+class EngineStats:
+    """What an engine says of itself, so callers never probe it: whether the model is loaded,
+    what loading cost, and how many requests a cache in front of it answered."""
+
+    started: bool = True
+    load_s: float = 0.0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    version: str | None = None
+
+
 @dataclass
 class LoglikResult:
     """Per (context, continuation) pair: summed log-probability and greedy flag."""
@@ -54,7 +66,11 @@ class LoglikResult:
 
 
 class Engine(ABC):
-    """Generate a batch; score continuations; report settings and memory."""
+    """Generate a batch; score continuations; report settings, memory and stats.
+
+    Subclasses register with :func:`specbench.engines.register_engine`, which records what
+    they can do; they are constructed from the arguments their ``planned_params`` returned.
+    """
 
     name: str = "engine"
 
@@ -74,6 +90,10 @@ class Engine(ABC):
     def memory(self) -> dict[str, float]:
         """Engine-specific memory figures (GPU, KV cache); CPU RSS is sampled by the runner."""
         return {}
+
+    def stats(self) -> EngineStats:
+        """A started engine's own figures; wrappers (the generation cache) add theirs."""
+        return EngineStats(started=True, load_s=self.load_s, version=self.params.get("version"))
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the model (between models in a category run)."""

@@ -9,8 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from transformers import StoppingCriteria
-
+from specbench.engines import register_engine
 from specbench.engines.base import (
     Engine,
     Generation,
@@ -19,10 +18,30 @@ from specbench.engines.base import (
     split_context,
     truncate_at_stop,
 )
+from specbench.registry.schema import ModelConfig, PresetConfig
+from specbench.weights import ResolvedModel, gpu_count
 
 
+@register_engine("transformers", capabilities={"generate", "loglikelihood"}, package="transformers")
 class HFEngine(Engine):
-    name = "transformers"
+    """transformers in this process: batched generate, logits for continuations."""
+
+    @classmethod
+    def planned_params(cls, model: ModelConfig, preset: PresetConfig, resolved: ResolvedModel,
+                       seed: int) -> dict[str, Any]:
+        from specbench.engines.vllm_engine import engine_args  # one dtype rule for both engines
+
+        dtype = engine_args(model, preset, resolved.path, on_gpu=gpu_count() > 0)["dtype"]
+        batch = preset.max_num_seqs or model.evaluation_batch_size
+        return {"model": resolved.path, "dtype": dtype, "batch_size": batch,
+                "trust_remote_code": model.trust_remote_code, "seed": seed,
+                **({"hf_overrides": dict(model.hf_overrides)} if model.hf_overrides else {})}
+
+    @classmethod
+    def start(cls, params: dict[str, Any], **options: Any) -> HFEngine:
+        return cls(params["model"], dtype=params["dtype"], batch_size=params["batch_size"],
+                   trust_remote_code=params["trust_remote_code"], seed=params["seed"],
+                   hf_overrides=params.get("hf_overrides"))
 
     def __init__(self, path: str, dtype: str = "float32", batch_size: int = 16,
                  trust_remote_code: bool = False, device: str | None = None, seed: int = 0,
@@ -144,25 +163,23 @@ class HFEngine(Engine):
         gc.collect()
 
 
-class _StopOnStrings(StoppingCriteria):
+def _StopOnStrings(tokenizer: Any, stop: tuple[str, ...], prompt_len: int, tail_tokens: int = 12) -> Any:  # noqa: N802
     """Per-sequence stop on stop strings, checking only the decoded tail of each new row.
 
     transformers' own ``stop_strings`` rebuilds a vocabulary-sized table on every
-    ``generate`` call, which on a CPU costs more than the tokens it saves.
+    ``generate`` call, which on a CPU costs more than the tokens it saves.  (A factory, so
+    that importing this module does not import transformers.)
     """
+    import torch
+    from transformers import StoppingCriteria
 
-    def __init__(self, tokenizer: Any, stop: tuple[str, ...], prompt_len: int, tail_tokens: int = 12) -> None:
-        self.tokenizer = tokenizer
-        self.stop = stop
-        self.prompt_len = prompt_len
-        self.tail = tail_tokens
+    class StopOnStrings(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            new = input_ids[:, prompt_len:]
+            tails = tokenizer.batch_decode(new[:, -tail_tokens:], skip_special_tokens=True)
+            return torch.tensor([any(s in t for s in stop) for t in tails], device=input_ids.device)
 
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
-
-        new = input_ids[:, self.prompt_len:]
-        tails = self.tokenizer.batch_decode(new[:, -self.tail:], skip_special_tokens=True)
-        return torch.tensor([any(s in t for s in self.stop) for t in tails], device=input_ids.device)
+    return StopOnStrings()
 
 
 def _generated_len(row: Any, tokenizer: Any) -> int:

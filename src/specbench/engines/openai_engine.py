@@ -9,12 +9,26 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+from specbench.engines import register_engine
 from specbench.engines.base import Engine, Generation, GenParams, LoglikResult
+from specbench.registry.schema import ModelConfig, PresetConfig
+from specbench.weights import ResolvedModel
 
 
+@register_engine("openai", capabilities={"generate", "loglikelihood"}, remote=True, package="openai")
 class OpenAIEngine(Engine):
-    name = "openai"
+    """A remote endpoint: it serves whatever model it was started with."""
+
+    @classmethod
+    def planned_params(cls, model: ModelConfig, preset: PresetConfig, resolved: ResolvedModel,
+                       seed: int) -> dict[str, Any]:
+        return {"model": model.hf_id or model.key}
+
+    @classmethod
+    def start(cls, params: dict[str, Any], **options: Any) -> OpenAIEngine:
+        return cls(params["model"], base_url=options.get("base_url"))
 
     def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
                  concurrency: int = 8) -> None:

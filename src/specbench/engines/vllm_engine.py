@@ -9,8 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from specbench.registry.schema import DType, ModelConfig, PresetConfig, Quantization
+from specbench.engines import register_engine
 from specbench.engines.base import Engine, Generation, GenParams, LoglikResult, split_context
+from specbench.registry.schema import DType, ModelConfig, PresetConfig, Quantization
+from specbench.weights import ResolvedModel, gpu_count
 
 GiB = 2**30
 DEFAULT_CPU_KV_CACHE_GB = 1.0
@@ -58,8 +60,18 @@ def engine_args(model: ModelConfig, preset: PresetConfig, path: str, on_gpu: boo
     return args
 
 
+@register_engine("vllm", capabilities={"generate", "loglikelihood"}, package="vllm")
 class VLLMEngine(Engine):
-    name = "vllm"
+    """vLLM in this process (its engine core and workers are child processes)."""
+
+    @classmethod
+    def planned_params(cls, model: ModelConfig, preset: PresetConfig, resolved: ResolvedModel,
+                       seed: int) -> dict[str, Any]:
+        return engine_args(model, preset, resolved.path, on_gpu=gpu_count() > 0, seed=seed)
+
+    @classmethod
+    def start(cls, params: dict[str, Any], **options: Any) -> VLLMEngine:
+        return cls(params)
 
     def __init__(self, args: dict[str, Any]) -> None:
         super().__init__()

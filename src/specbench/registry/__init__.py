@@ -10,6 +10,8 @@ from specbench.registry.loader import (
     NOT_INHERITED,
     Registry,
     RegistryError,
+    check_adapters,
+    check_engines,
     check_scorers,
     find_conf_dir,
     load_file,
@@ -24,7 +26,6 @@ from specbench.registry.schema import (
     ConfigError,
     DatasetConfig,
     DType,
-    EngineKind,
     ModelConfig,
     PresetConfig,
     PromptConfig,
@@ -36,8 +37,8 @@ from specbench.registry.schema import (
 )
 
 __all__ = [
-    "CONF_ENV", "NOT_INHERITED", "Architecture", "CategoryConfig", "ConfigError", "DType", "DatasetConfig",
-    "EngineKind", "ModelConfig", "PresetConfig", "PromptConfig", "Quantization", "QuantizationSpec", "Registry",
-    "RegistryError", "Status", "TaskType", "check_scorers", "find_conf_dir", "load_file", "load_framework",
-    "load_object", "load_registry", "suggest", "to_plain",
+    "Architecture", "CONF_ENV", "CategoryConfig", "ConfigError", "DType", "DatasetConfig", "ModelConfig",
+    "NOT_INHERITED", "PresetConfig", "PromptConfig", "Quantization", "QuantizationSpec", "Registry",
+    "RegistryError", "Status", "TaskType", "check_adapters", "check_engines", "check_scorers", "find_conf_dir",
+    "load_file", "load_framework", "load_object", "load_registry", "suggest", "to_plain"
 ]

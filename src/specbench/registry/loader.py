@@ -370,3 +370,24 @@ def load_registry(root: Path | str | None = None) -> Registry:
     reg.framework = load_framework(root)
     _check_framework(reg)
     return reg
+
+
+def check_engines(reg: Registry, engines: Iterable[str]) -> None:
+    """Every engine a model names is a registered engine (names passed in, as for scorers)."""
+    known = sorted(engines)
+    for m in reg.models.values():
+        for i, name in enumerate(m.engines):
+            if name not in known:
+                raise RegistryError(f"unknown engine '{name}'; {suggest(name, known)}",
+                                    reg.root / "models" / f"{m.key}.yaml", f"engines[{i}]")
+
+
+def check_adapters(reg: Registry, adapters: Iterable[str]) -> None:
+    """Every ready dataset has a registered data adapter (its ``adapter``, else its key)."""
+    known = sorted(adapters)
+    for ds in reg.datasets.values():
+        name = ds.adapter or ds.key
+        if ds.status == Status.ready and name not in known:
+            raise RegistryError(f"no data adapter '{name}'; {suggest(name, known)} (add a module to "
+                                "src/specbench/data/adapters/)", reg.root / "datasets" / f"{ds.key}.yaml",
+                                "adapter" if ds.adapter else "key")

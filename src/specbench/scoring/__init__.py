@@ -1,98 +1,65 @@
 """Scoring: model outputs -> per-item scores and aggregate metrics, agreeing with named
 reference implementations sample by sample (see docs/metrics.md for the references).
 
-``score(dataset, items, outputs)`` runs every scorer named in ``dataset.scorers``.
-``SCORERS`` maps a scorer name to its callable, ``METRICS`` to the metric names it
-produces (each aggregate also gets ``<metric>_stderr``).
+Scorers register themselves with :func:`scorer` (``registry.py``); every module of this
+package is imported on first use, and so is any module named by a ``specbench.scorers`` entry
+point, so adding a scorer is one new module.  ``score(dataset, items, outputs)`` runs every
+scorer named in ``dataset.scorers``; :func:`answer_capability` says whether a dataset is
+answered by generation or by choice log-likelihoods.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
-from collections.abc import Callable, Sequence
+import pkgutil
+from collections.abc import Sequence
+from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats
 
 from specbench.registry.schema import DatasetConfig
-from specbench.scoring import text as _text
-from specbench.scoring.code import estimate_pass_at_k, extract_code
-from specbench.scoring.code import pass_at_k as _pass_at_k
+from specbench.scoring.registry import METRICS, NEEDS, SCORERS, ScorerInfo, scorer
 from specbench.types import ChoiceScores, Item, SampleScore, ScoreReport
 
 if TYPE_CHECKING:
     from specbench.sandbox import Limits
 
-__all__ = ["SCORERS", "METRICS", "score", "mean_stderr", "estimate_pass_at_k", "extract_code"]
+__all__ = ["METRICS", "NEEDS", "SCORERS", "ScorerInfo", "answer_capability", "estimate_pass_at_k", "extract_code",
+           "load_scorers", "mean_stderr", "score", "scorer"]
 
 Outputs = Sequence[Sequence[str]] | Sequence[ChoiceScores]
-Scored = tuple[str, dict[str, float], dict[str, Any]]
-Scorer = Callable[..., list[Scored]]  # (items, outputs, limits, dataset_key=...) -> per item
+_loaded = False
 
 
-def _first_text(dataset_key: str, scorer: str, item: Item, out: Any) -> str:
-    """Generative scorers read the first sample (lm-eval's take_first filter)."""
-    if isinstance(out, str):
-        return out
-    if isinstance(out, ChoiceScores) or not out or not isinstance(out[0], str):
-        raise ValueError(f"dataset '{dataset_key}': scorer '{scorer}' needs generated text for item "
-                         f"{item.id}, got {type(out).__name__}")
-    return out[0]
+def load_scorers() -> dict[str, ScorerInfo]:
+    """Import every scorer module once (this package's, then entry points)."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for mod in pkgutil.iter_modules(__path__):
+            importlib.import_module(f"{__name__}.{mod.name}")
+        for ep in metadata.entry_points(group="specbench.scorers"):
+            ep.load()
+    return SCORERS
 
 
-def _per_text(name: str, fn: Callable[[Item, str], Scored]) -> Scorer:
-    def run(items: list[Item], outputs: list[Any], limits: Limits | None = None,
-            dataset_key: str = "?") -> list[Scored]:
-        return [fn(it, _first_text(dataset_key, name, it, out))
-                for it, out in zip(items, outputs, strict=True)]
-    run.__doc__ = fn.__doc__
-    return run
+def scorer_info(name: str, dataset_key: str = "?") -> ScorerInfo:
+    scorers = load_scorers()
+    if name not in scorers:
+        raise ValueError(f"dataset '{dataset_key}': unknown scorer '{name}'; valid: {', '.join(sorted(scorers))}")
+    return scorers[name]
 
 
-def _per_choice(name: str, fn: Callable[[Item, ChoiceScores], Scored]) -> Scorer:
-    def run(items: list[Item], outputs: list[Any], limits: Limits | None = None,
-            dataset_key: str = "?") -> list[Scored]:
-        for it, out in zip(items, outputs, strict=True):
-            if not isinstance(out, ChoiceScores):
-                raise ValueError(f"dataset '{dataset_key}': scorer '{name}' needs ChoiceScores "
-                                 f"(log-likelihoods) for item {it.id}, got {type(out).__name__}")
-        return [fn(it, out) for it, out in zip(items, outputs, strict=True)]
-    run.__doc__ = fn.__doc__
-    return run
-
-
-def _code(items: list[Item], outputs: list[Any], limits: Limits | None = None,
-          dataset_key: str = "?") -> list[Scored]:
-    samples: list[list[str]] = []
-    for it, out in zip(items, outputs, strict=True):
-        outs = [out] if isinstance(out, str) else out
-        if isinstance(outs, ChoiceScores) or not outs or not all(isinstance(o, str) for o in outs):
-            raise ValueError(f"dataset '{dataset_key}': scorer 'pass_at_k' needs one or more "
-                             f"generated programs for item {it.id}")
-        samples.append(list(outs))
-    return _pass_at_k(items, samples, limits)
-
-
-SCORERS: dict[str, Scorer] = {
-    "gsm8k_strict": _per_text("gsm8k_strict", _text.gsm8k_strict),
-    "gsm8k_flexible": _per_text("gsm8k_flexible", _text.gsm8k_flexible),
-    "math_equiv": _per_text("math_equiv", _text.math_equiv),
-    "mc_acc": _per_choice("mc_acc", _text.mc_acc),
-    "mc_acc_norm": _per_choice("mc_acc_norm", _text.mc_acc_norm),
-    "yes_no_maybe": _per_text("yes_no_maybe", _text.yes_no_maybe),
-    "pass_at_k": _code,
-}
-
-METRICS: dict[str, list[str]] = {
-    "gsm8k_strict": ["exact_match_strict"],
-    "gsm8k_flexible": ["exact_match_flexible"],
-    "math_equiv": ["exact_match", "exact_match_lenient"],
-    "mc_acc": ["acc"],
-    "mc_acc_norm": ["acc_norm"],
-    "yes_no_maybe": ["acc"],
-    "pass_at_k": ["pass_at_1", "pass_at_10", "pass_at_100"],  # pass_at_k only for k <= n
-}
+def answer_capability(dataset: DatasetConfig) -> str:
+    """``generate`` or ``loglikelihood``: what the engine must do for this dataset's scorers."""
+    caps = {scorer_info(s, dataset.key).capability for s in dataset.scorers}
+    if len(caps) != 1:
+        raise ValueError(f"dataset '{dataset.key}': scorers {dataset.scorers} need both generated text and choice "
+                         "log-likelihoods; one dataset is answered one way")
+    return caps.pop()
 
 
 def mean_stderr(values: Sequence[float]) -> float:
@@ -111,17 +78,14 @@ def score(dataset: DatasetConfig, items: list[Item], outputs: Outputs,
     ``outputs[i]`` is the list of generated texts for ``items[i]`` (n samples; every scorer
     but pass_at_k reads the first) or a ChoiceScores for multiple choice.
     """
-    unknown = [s for s in dataset.scorers if s not in SCORERS]
-    if unknown:
-        raise ValueError(f"dataset '{dataset.key}': unknown scorer(s) {', '.join(map(repr, unknown))}; "
-                         f"valid: {', '.join(sorted(SCORERS))}")
+    infos = [scorer_info(s, dataset.key) for s in dataset.scorers]
     seen: dict[str, str] = {}
-    for name in dataset.scorers:
-        for m in METRICS[name]:
-            if m in seen and seen[m] != name:
-                raise ValueError(f"dataset '{dataset.key}': scorers '{seen[m]}' and '{name}' both produce "
+    for info in infos:
+        for m in info.metrics:
+            if m in seen and seen[m] != info.name:
+                raise ValueError(f"dataset '{dataset.key}': scorers '{seen[m]}' and '{info.name}' both produce "
                                  f"'{m}'; list only one of them")
-            seen[m] = name
+            seen[m] = info.name
     if len(items) != len(outputs):
         raise ValueError(f"dataset '{dataset.key}': {len(items)} items but {len(outputs)} outputs")
     if not items:
@@ -130,16 +94,14 @@ def score(dataset: DatasetConfig, items: list[Item], outputs: Outputs,
     per_item: list[dict[str, float]] = [{} for _ in items]
     extracted: list[dict[str, str]] = [{} for _ in items]
     details: list[dict[str, Any]] = [{} for _ in items]
-    for name in dataset.scorers:
-        results = SCORERS[name](items, list(outputs), limits, dataset_key=dataset.key)
-        for i, (ext, scores, detail) in enumerate(results):
+    for info in infos:
+        for i, (ext, scores, detail) in enumerate(info(items, list(outputs), limits, dataset_key=dataset.key)):
             per_item[i].update(scores)
-            extracted[i][name] = ext
+            extracted[i][info.name] = ext
             details[i].update(detail)
 
-    names = list(per_item[0])
     metrics: dict[str, float] = {}
-    for m in names:
+    for m in per_item[0]:
         values = np.array([s[m] for s in per_item], dtype=float)
         metrics[m] = float(values.mean())
         metrics[f"{m}_stderr"] = mean_stderr(values)
@@ -150,3 +112,7 @@ def score(dataset: DatasetConfig, items: list[Item], outputs: Outputs,
             det = {**det, "extracted": dict(ext)}
         samples.append(SampleScore(id=it.id, extracted=next(iter(ext.values())), scores=sc, detail=det))
     return ScoreReport(metrics=metrics, samples=samples)
+
+
+load_scorers()
+from specbench.scoring.code import estimate_pass_at_k, extract_code  # noqa: E402 - after registration

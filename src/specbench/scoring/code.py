@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from specbench.scoring.registry import scorer
 from specbench.types import Item
 
 if TYPE_CHECKING:  # the sandbox is imported when code is actually run
@@ -104,6 +105,7 @@ def estimate_pass_at_k(n: np.ndarray | list[int], c: np.ndarray | list[int], k: 
     return out
 
 
+@scorer("pass_at_k", metrics=["pass_at_1", "pass_at_10", "pass_at_100"], needs="texts")  # k <= n only
 def pass_at_k(items: list[Item], outputs: list[list[str]], limits: Limits | None = None,
               workers: int | None = None) -> list[tuple[str, dict[str, float], dict[str, Any]]]:
     """Run every completion's program in the sandbox; per item pass@k for each k <= n."""

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from specbench.mathequiv import boxed_answer, dollar_span, final_answer_phrase, is_equiv
+from specbench.scoring.registry import scorer
 from specbench.types import ChoiceScores, Item
 
 INVALID = "[invalid]"  # lm-eval RegexFilter's fallback
@@ -48,15 +49,18 @@ def _gsm8k(item: Item, output: str, pattern: re.Pattern[str], group: int, metric
     return pred, {metric: float(hit)}, {}
 
 
+@scorer("gsm8k_strict", metrics=["exact_match_strict"])
 def gsm8k_strict(item: Item, output: str):
     return _gsm8k(item, output, GSM8K_STRICT, 0, "exact_match_strict")
 
 
+@scorer("gsm8k_flexible", metrics=["exact_match_flexible"])
 def gsm8k_flexible(item: Item, output: str):
     return _gsm8k(item, output, GSM8K_FLEXIBLE, -1, "exact_match_flexible")
 
 
 # --- MATH: hendrycks/math + lm_eval/tasks/hendrycks_math/utils.py --------------------------
+@scorer("math_equiv", metrics=["exact_match", "exact_match_lenient"])
 def math_equiv(item: Item, output: str):
     """``exact_match``: the last ``\\boxed{}`` of the output, is_equiv to the reference answer
     (hendrycks/math modeling/eval_math_gpt.py with lm-eval's hendrycks_math functions).
@@ -96,11 +100,13 @@ def mc_predictions(item: Item, scores: ChoiceScores) -> tuple[int, int]:
         return int(np.argmax(lls)), int(np.argmax(lls / lengths))
 
 
+@scorer("mc_acc", metrics=["acc"], needs="choice_logprobs")
 def mc_acc(item: Item, scores: ChoiceScores):
     pred, _ = mc_predictions(item, scores)
     return item.choices[pred], {"acc": float(pred == item.gold)}, {"pred": pred}
 
 
+@scorer("mc_acc_norm", metrics=["acc_norm"], needs="choice_logprobs")
 def mc_acc_norm(item: Item, scores: ChoiceScores):
     _, pred = mc_predictions(item, scores)
     return item.choices[pred], {"acc_norm": float(pred == item.gold)}, {"pred_norm": pred}
@@ -112,6 +118,7 @@ _YNM = re.compile(r"\b(yes|no|maybe)\b", re.IGNORECASE)
 _YNM_MARKED = re.compile(r"\banswer\b\W{0,5}(?:is\W{0,5})?(yes|no|maybe)\b", re.IGNORECASE)
 
 
+@scorer("yes_no_maybe", metrics=["acc"])
 def yes_no_maybe(item: Item, output: str):
     marked = _YNM_MARKED.search(output)
     found = marked or _YNM.search(output)

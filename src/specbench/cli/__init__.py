@@ -1,0 +1,48 @@
+"""`specbench` command line: a thin shell over the packages below it, one module per command group
+(``registry_cmds``, ``eval_cmds``, ``sweep_cmd``, ``quantize_cmd``, ``analysis_cmds``).
+
+Every user error ends as one line on stderr and exit code 2; nothing here holds logic that
+another module should own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from specbench.cli import analysis_cmds, eval_cmds, quantize_cmd, registry_cmds, sweep_cmd
+from specbench.cli.common import USAGE_ERROR, UsageError, err
+from specbench.registry import RegistryError, load_registry
+
+__all__ = ["USAGE_ERROR", "UsageError", "build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="specbench", description="Specialist-vs-generalist LLM evaluation, tracked in MLflow.")
+    p.add_argument("--conf", help="conf/ directory (default: ./conf, or $SPECBENCH_CONF)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for group in (registry_cmds, eval_cmds, quantize_cmd, sweep_cmd, analysis_cmds):
+        group.add_commands(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from specbench import extensions
+
+    try:
+        extensions.load_plugins()  # before the parser: plugin engines are --engine choices
+    except RegistryError as exc:
+        err.print(f"[red]error[/red]: {exc}", highlight=False, soft_wrap=True)
+        return USAGE_ERROR
+    args = build_parser().parse_args(argv)
+    try:
+        reg = load_registry(args.conf)
+        extensions.check(reg)  # names conf/ uses that no engine, scorer or adapter registers
+        return int(args.func(reg, args) or 0)
+    except (RegistryError, UsageError) as exc:
+        err.print(f"[red]error[/red]: {exc}", highlight=False, soft_wrap=True)
+        return USAGE_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

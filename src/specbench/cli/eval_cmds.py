@@ -1,0 +1,131 @@
+"""`specbench evaluate | score | run category`: cells and categories through ``specbench.pipeline``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from specbench.cli.common import (
+    UsageError,
+    blank_is_none,
+    boolean,
+    csv_list,
+    emit,
+    err,
+    out,
+    print_metrics,
+    samples_arg,
+)
+from specbench.registry import Registry
+
+
+def cmd_evaluate(reg: Registry, args: argparse.Namespace) -> int:
+    from specbench import pipeline, tracking
+
+    try:
+        plan = pipeline.plan_cell(reg, args.model, args.dataset, preset=args.preset, engine=args.engine,
+                                  samples=args.samples, seed=args.seed)
+    except pipeline.CellUnavailable as exc:
+        raise UsageError(f"cannot evaluate {args.model}@{args.dataset}: {exc}") from None
+    result = pipeline.run_cell(plan, experiment=args.experiment)
+    uri = tracking.tracking_uri()
+    print_metrics(f"{plan.model.key}@{plan.dataset.key}", result.metrics, plan.dataset.main_metric)
+    out.print(f"run {result.run_id} {result.status} in {uri}")
+    if result.status != "FINISHED":
+        err.print(f"[red]error[/red]: {result.error}", highlight=False)
+        return 1
+    return 0
+
+
+def cmd_score(reg: Registry, args: argparse.Namespace) -> int:
+    from specbench.pipeline import PredictionsError, rescore
+
+    try:
+        report, n = rescore(reg, args.dataset, args.predictions, log=args.log,
+                                    experiment=args.experiment)
+    except PredictionsError as exc:
+        raise UsageError(str(exc)) from None
+    if args.format == "json":
+        print(json.dumps(report.metrics, indent=2))
+    else:
+        print_metrics(f"{args.dataset}: {n} predictions", report.metrics, reg.dataset(args.dataset).main_metric)
+    return 0
+
+
+def cmd_run_category(reg: Registry, args: argparse.Namespace) -> int:
+    from specbench import pipeline, tracking
+
+    cplan = pipeline.plan_category(reg, args.name, preset=args.preset, engine=args.engine, samples=args.samples,
+                                   seed=args.seed, models=args.models, datasets=args.datasets,
+                                   baselines=args.baselines, secondary=args.secondary)
+    _print_plan(cplan)
+    if args.dry_run:
+        return 0
+    uri = tracking.setup(args.experiment)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err) as progress:
+        task = progress.add_task(f"{cplan.category}: cells", total=len(cplan.runnable))
+        result = pipeline.run_category(cplan, use_cache=not args.no_cache, experiment=args.experiment,
+                                     on_cell=lambda row: progress.update(
+                                         task, advance=1, description=f"{row['cell']}: {row['status']}"))
+    emit(result.rows, ["cell", "role", "status", "main_metric", "value", "output_tokens_per_s", "peak_rss_mb",
+                        "run_id", "note"], "table", f"category {cplan.category} (parent run {result.parent_run_id})")
+    out.print(f"open the runs: {tracking.ui_command()}  (store {uri})")
+    return result.exit_code
+
+
+def _print_plan(cplan) -> None:
+    rows = [{"cell": c.name, "role": c.role, "engine": c.engine, "gpus": c.needs["gpus"],
+             "tp": c.needs["tensor_parallel"], "weights_gb": c.needs["weights_gb"],
+             "mem/gpu_gb": c.needs["memory_per_gpu_gb"], "status": "runnable" if c.reason is None else "skip"}
+            for c in cplan.cells]
+    emit(rows, ["cell", "role", "engine", "gpus", "tp", "weights_gb", "mem/gpu_gb", "status"], "table",
+          f"plan {cplan.category}: {len(cplan.runnable)} runnable, {len(cplan.skipped)} skipped "
+          f"(digest {cplan.digest()})")
+    reasons: dict[str, list[str]] = {}
+    for c in cplan.skipped:  # one line per reason, unwrapped, whatever the terminal width
+        reasons.setdefault(c.reason or "", []).append(c.name)
+    for reason, cells in reasons.items():
+        print(f"skip {', '.join(cells)}: {reason}")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    from specbench.engines import engine_names
+
+    rp = sub.add_parser("run", help="run a whole category: its models and baselines x its datasets")
+    rsub = rp.add_subparsers(dest="what", required=True)
+    cp = rsub.add_parser("category", help="one parent MLflow run, one child run per cell")
+    cp.add_argument("name")
+    cp.add_argument("--preset", type=blank_is_none, default=None, help="engine preset (default: each model's)")
+    cp.add_argument("--samples", type=samples_arg, default=None, help="first N items of each dataset")
+    cp.add_argument("--engine", choices=engine_names(), default="vllm")
+    cp.add_argument("--seed", type=int, default=0)
+    cp.add_argument("--models", type=csv_list, default=None, help="comma-separated subset of the category's models")
+    cp.add_argument("--datasets", type=csv_list, default=None, help="comma-separated subset of its datasets")
+    cp.add_argument("--baselines", type=boolean, default=True, help="include generalist baselines (default true)")
+    cp.add_argument("--secondary", type=boolean, default=False, help="include secondary datasets")
+    cp.add_argument("--dry-run", type=boolean, nargs="?", const=True, default=False,
+                    help="print the plan and what each cell needs; load nothing")
+    cp.add_argument("--no-cache", action="store_true", help="do not reuse cached generations")
+    cp.add_argument("--experiment", default=None)
+    cp.set_defaults(func=cmd_run_category)
+
+    ep = sub.add_parser("evaluate", help="evaluate one model on one dataset as one MLflow run")
+    ep.add_argument("--model", required=True)
+    ep.add_argument("--dataset", required=True)
+    ep.add_argument("--samples", type=samples_arg, default=None, help="first N items (default: all)")
+    ep.add_argument("--preset", type=blank_is_none, default=None, help="engine preset (default: the model's)")
+    ep.add_argument("--engine", choices=engine_names(), default="vllm")
+    ep.add_argument("--seed", type=int, default=0)
+    ep.add_argument("--experiment", default=None, help="MLflow experiment (default: specbench)")
+    ep.set_defaults(func=cmd_evaluate)
+
+    sp = sub.add_parser("score", help="re-score saved outputs without a model")
+    sp.add_argument("--dataset", required=True)
+    sp.add_argument("--predictions", required=True, help="JSONL of {id, output} or a run's samples.json")
+    sp.add_argument("--log", action="store_true", help="record the scores as an MLflow run")
+    sp.add_argument("--experiment", default=None)
+    sp.add_argument("--format", choices=["table", "json"], default="table")
+    sp.set_defaults(func=cmd_score)

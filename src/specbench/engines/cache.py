@@ -1,0 +1,151 @@
+"""Generation cache: a re-run, or a cell two categories share, does not generate again.
+
+Keyed by the scope (:func:`cache_scope`: the weights' revision, the engine, its library's
+version and every engine argument but the weights' location, so numerics, scheduling,
+``hf_overrides``, ``max_model_len`` and the preset all count), the sampling parameters, the
+chat layout (template applied or not, system prompt) and the prompt, through the one identity
+rule (:func:`specbench.identity.digest`); stored in one sqlite file in the specbench cache.
+``CachingEngine`` wraps an engine that it starts only on the first cache miss, so a fully
+cached model never loads at all.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from specbench.engines.base import Engine, EngineStats, Generation, GenParams, LoglikResult
+from specbench.identity import digest
+from specbench.weights import cache_dir
+
+
+class GenerationCache:
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or cache_dir() / "generations.sqlite"
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self._db.commit()
+
+    def get_many(self, keys: list[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                q = f"SELECT key, value FROM entries WHERE key IN ({','.join('?' * len(chunk))})"
+                out.update((k, json.loads(v)) for k, v in self._db.execute(q, chunk))
+        return out
+
+    def put_many(self, items: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?)",
+                                 [(k, json.dumps(v)) for k, v in items.items()])
+            self._db.commit()
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _key(*parts: Any) -> str:
+    return digest(list(parts), length=64)
+
+
+class CachingEngine(Engine):
+    """An engine, started on first use, in front of which the cache answers what it can.
+
+    With ``cache=None`` it is only lazy: nothing is looked up or stored.  A failed start is
+    remembered and re-raised, so a model that cannot load fails each of its cells at once.
+    """
+
+    def __init__(self, factory: Callable[[], Engine], cache: GenerationCache | None, scope: dict[str, Any],
+                 name: str) -> None:
+        super().__init__()
+        self._factory = factory
+        self._engine: Engine | None = None
+        self.cache = cache
+        self.scope = scope
+        self.name = name
+        self.hits = 0
+        self.misses = 0
+        self._start_error: Exception | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._engine is not None
+
+    def engine(self) -> Engine:
+        if self._start_error is not None:
+            raise self._start_error
+        if self._engine is None:
+            try:
+                self._engine = self._factory()
+            except Exception as exc:
+                self._start_error = exc
+                raise
+            self.params = self._engine.params
+            self.load_s = self._engine.load_s
+        return self._engine
+
+    def generate(self, prompts: list[str], params: GenParams, chat: bool = False,
+                 system: str | None = None) -> Generation:
+        keys = [_key("gen", self.scope, params.as_dict(), chat, system, p) for p in prompts]
+        found = self.cache.get_many(keys) if self.cache else {}
+        miss = [i for i, k in enumerate(keys) if k not in found]
+        self.hits += len(prompts) - len(miss)
+        self.misses += len(miss)
+        texts: list[list[str]] = [found[k] if k in found else [] for k in keys]
+        gen = Generation(texts=[], prompt_tokens=0, output_tokens=0, wall_s=0.0)
+        if miss:
+            gen = self.engine().generate([prompts[i] for i in miss], params, chat=chat, system=system)
+            for i, t in zip(miss, gen.texts, strict=True):
+                texts[i] = t
+            if self.cache:
+                self.cache.put_many({keys[i]: t for i, t in zip(miss, gen.texts, strict=True)})
+        return Generation(texts=texts, prompt_tokens=gen.prompt_tokens, output_tokens=gen.output_tokens,
+                          wall_s=gen.wall_s, latencies_s=gen.latencies_s, cached=len(prompts) - len(miss))
+
+    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[LoglikResult]:
+        keys = [_key("ll", self.scope, c, x) for c, x in requests]
+        found = self.cache.get_many(keys) if self.cache else {}
+        miss = [i for i, k in enumerate(keys) if k not in found]
+        self.hits += len(requests) - len(miss)
+        self.misses += len(miss)
+        out: list[LoglikResult | None] = [LoglikResult(*found[k]) if k in found else None for k in keys]
+        if miss:
+            res = self.engine().loglikelihood([requests[i] for i in miss])
+            for i, r in zip(miss, res, strict=True):
+                out[i] = r
+            if self.cache:
+                self.cache.put_many({keys[i]: [r.logprob, r.is_greedy] for i, r in zip(miss, res, strict=True)})
+        return [r for r in out if r is not None]
+
+    def memory(self) -> dict[str, float]:
+        return self._engine.memory() if self._engine else {}
+
+    def stats(self) -> EngineStats:
+        inner = self._engine.stats() if self._engine is not None else EngineStats(started=False)
+        return EngineStats(started=inner.started, load_s=inner.load_s, cache_hits=self.hits,
+                           cache_misses=self.misses, version=inner.version)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+
+def cache_scope(model: str, revision: str, engine: str, params: dict[str, Any],
+                preset: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What makes two generations interchangeable: the same weights (model and revision), the
+    same engine at the same library version, the same engine arguments (all of them but where
+    the weights lie: dtype, quantization, max_model_len, hf_overrides, trust_remote_code, batch
+    and KV-cache settings, seed) and the same preset, since any of those can change an output
+    (batch composition alone moves float sums, and so near-tied greedy tokens)."""
+    from specbench.engines import WEIGHT_KEYS, engine_info
+
+    return {"model": model, "revision": revision, "engine": engine, "version": engine_info(engine).version(),
+            "params": {k: v for k, v in params.items() if k not in WEIGHT_KEYS}, "preset": preset or {}}

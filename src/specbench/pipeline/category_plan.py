@@ -1,0 +1,136 @@
+"""Category plans: a category expanded into cells, each with what it needs and why it
+cannot run here.  Pure data, computed without side effects (a dry run and a real run plan
+the same cells; nothing is downloaded or converted)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from specbench.engines import engine_info
+from specbench.hub import hub_offline, hub_unreachable
+from specbench.identity import digest
+from specbench.pipeline.plan import TUNED, CellPlan, CellUnavailable, engine_for, plan_cell, resolve_preset
+from specbench.registry import Registry, RegistryError, suggest
+from specbench.registry.schema import ModelConfig, PresetConfig, Status
+from specbench.weights import ModelUnavailable, gpu_count, locate, runnable_reason
+
+
+def hub_reachable() -> bool:
+    """Models can be downloaded: HF_HUB_OFFLINE unset and the hub answers (asked once per process)."""
+    return not hub_offline() and hub_unreachable() is None
+
+
+@dataclass(frozen=True)
+class PlannedCell:
+    model: str
+    dataset: str
+    role: str  # specialist | generalist
+    needs: dict[str, Any]
+    reason: str | None = None  # why it cannot run here; None = runnable
+    plan: CellPlan | None = None
+    engine: str = "vllm"  # the category's engine, or the model's own when it cannot serve it
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}@{self.dataset}"
+
+
+@dataclass(frozen=True)
+class CategoryPlan:
+    category: str
+    cells: tuple[PlannedCell, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def runnable(self) -> list[PlannedCell]:
+        return [c for c in self.cells if c.reason is None]
+
+    @property
+    def skipped(self) -> list[PlannedCell]:
+        return [c for c in self.cells if c.reason is not None]
+
+    def digest(self) -> str:
+        """Identifies the invocation: same category, options and cells -> same digest."""
+        return digest({"category": self.category, "options": self.options, "cells": [c.name for c in self.cells]})
+
+
+def needs(model: ModelConfig, preset: PresetConfig) -> dict[str, Any]:
+    """What a model asks of the hardware; memory is weights over the preset's fraction
+    (None for an API-only model of unpublished size)."""
+    size = model.size_gb
+    return {
+        "gpus": model.min_gpus, "tensor_parallel": model.tensor_parallel_size,
+        "weights_gb": None if size is None else round(size, 2),
+        "memory_per_gpu_gb": None if size is None else round(
+            size / model.tensor_parallel_size / preset.gpu_memory_utilization, 1),
+    }
+
+
+def _pick(names: list[str] | None, allowed: list[str], what: str, category: str) -> list[str]:
+    if not names:
+        return allowed
+    for n in names:
+        if n not in allowed:
+            raise RegistryError(f"{what} '{n}' is not in category {category}; {suggest(n, allowed)}")
+    return [n for n in allowed if n in names]
+
+
+def _model_reason(reg: Registry, model: ModelConfig, engine: str, gpus: int) -> str | None:
+    """Why none of this model's cells can run here (None if they may)."""
+    from specbench.pipeline.plan import stale_checkpoint
+
+    if engine_info(engine).remote:
+        return None
+    reason = runnable_reason(model, gpus) or stale_checkpoint(reg, model)
+    if reason is None and model.offline is None and model.recipe is None and not hub_reachable():
+        reason = f"{model.key}: no hub access to download {model.hf_id} (and no offline source)"
+    if reason is None:
+        try:
+            locate(model)
+        except ModelUnavailable as exc:
+            reason = str(exc)
+    return reason
+
+
+def plan_category(reg: Registry, name: str, *, preset: str | None = None, engine: str = "vllm",
+                  samples: int | None = None, seed: int = 0, models: list[str] | None = None,
+                  datasets: list[str] | None = None, baselines: bool = True, secondary: bool = False) -> CategoryPlan:
+    """Expand a category into cells (its models and generalist baselines x its datasets)."""
+    try:
+        engine_info(engine)
+    except ValueError as exc:
+        raise RegistryError(str(exc)) from None
+    cat = reg.category(name)
+    members = cat.models + [b for b in cat.baselines if b not in cat.models] if baselines else list(cat.models)
+    model_keys = _pick(models, members, "model", cat.key)
+    dset_pool = cat.datasets.primary + (cat.datasets.secondary if secondary or datasets else [])
+    dataset_keys = _pick(datasets, dset_pool, "dataset", cat.key)
+    gpus = gpu_count()
+    cells: list[PlannedCell] = []
+    for mk in model_keys:
+        model = reg.model(mk)
+        model_engine = engine_for(model, engine) or model.engines[0]  # e.g. BioGPT: transformers
+        try:
+            preset_cfg, reason = resolve_preset(reg, model, preset)[1], None
+        except RegistryError as exc:  # --preset tuned: only models without one are skipped
+            if preset != TUNED:
+                raise
+            preset_cfg, reason = reg.preset(model.preset), str(exc)
+        reason = reason or _model_reason(reg, model, model_engine, gpus)
+        for dk in dataset_keys:
+            ds = reg.dataset(dk)
+            why, plan = reason, None
+            if why is None and ds.status != Status.ready:
+                why = f"dataset {dk} is planned: {ds.planned_reason}"
+            if why is None:
+                try:
+                    plan = plan_cell(reg, mk, dk, preset=preset, engine=model_engine, samples=samples, seed=seed,
+                                     category=cat.key)
+                except CellUnavailable as exc:
+                    why = str(exc)
+            cells.append(PlannedCell(mk, dk, reg.role(mk, cat.key), needs(model, preset_cfg), why, plan,
+                                     engine=model_engine))
+    options = {"preset": preset, "engine": engine, "samples": samples, "seed": seed, "baselines": baselines,
+               "secondary": secondary, "models": models, "datasets": datasets}
+    return CategoryPlan(cat.key, tuple(cells), options)

@@ -1,0 +1,126 @@
+"""One evaluation cell: a plan in, one MLflow run out.
+
+The cell is prepared (weights materialized, items loaded, prompts rendered), answered in
+one batched engine call and scored, through the one pipeline (``pipeline.task``); tracking
+records it all in one run, which is open while the engine works so MLflow's system metrics
+cover generation.  A failure ends the run FAILED with the error recorded and is returned,
+never raised, so a caller's other cells go on.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from specbench import tracking
+from specbench.engines import Engine, PeakRSS, make_engine, with_weights
+from specbench.pipeline import task as pipeline
+from specbench.pipeline.plan import CellPlan
+from specbench.types import ScoreReport
+from specbench.weights import ResolvedModel, materialize
+
+
+@dataclass
+class CellResult:
+    run_id: str
+    status: str  # FINISHED | FAILED
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    report: ScoreReport | None = None
+    outputs: list[Any] = field(default_factory=list)
+
+
+def materialize_weights(plan: CellPlan) -> ResolvedModel:
+    """The plan's weights on local disk (converted or downloaded once); a remote engine's as planned."""
+    return plan.weights if plan.remote else materialize(plan.model, plan.weights)
+
+
+def engine_params(plan: CellPlan, weights: ResolvedModel) -> dict[str, Any]:
+    """The planned engine arguments pointed at the materialized weights."""
+    return plan.engine_params if plan.remote else with_weights(plan.engine_params, weights.path)
+
+
+def cache_scope(plan: CellPlan, weights: ResolvedModel) -> dict[str, Any]:
+    """The generation cache's scope for this plan's engine (see ``engines.cache.cache_scope``)."""
+    from specbench.engines.cache import cache_scope as scope
+    from specbench.registry import to_plain
+
+    return scope(plan.model.hf_id or plan.model.key, weights.revision, plan.engine, engine_params(plan, weights),
+                 {"name": plan.preset_name, **to_plain(plan.preset)})
+
+
+def start_engine(plan: CellPlan, **options: Any) -> Engine:
+    """Materialize the plan's weights and start its engine (options: e.g. ``base_url``)."""
+    return make_engine(plan.engine, engine_params(plan, materialize_weights(plan)), **options)
+
+
+def cell_tags(plan: CellPlan) -> dict[str, str]:
+    return {"model": plan.model.key, "dataset": plan.dataset.key, "category": plan.category or "",
+            "role": plan.role, "engine": plan.engine, "preset": plan.preset_name,
+            "config_hash": plan.config_hash(), "model_source": plan.weights.source, **plan.quantization_tags}
+
+
+def cell_params(plan: CellPlan) -> dict[str, Any]:
+    m, d = plan.model, plan.dataset
+    return {
+        **tracking.flatten(plan.engine, plan.engine_params), **tracking.flatten("sampling", plan.gen.as_dict()),
+        "model.key": m.key, "model.hf_id": m.hf_id, "model.revision": plan.weights.revision,
+        "model.parameters_b": m.parameters_b, "model.quantization": m.quantization.value,
+        "model.dtype": m.dtype.value, "model.license": m.license,
+        "dataset.key": d.key, "dataset.hub_path": d.hub_path, "dataset.split": d.split, "dataset.revision": d.revision,
+        "dataset.task_type": d.task_type.value, "prompt.fewshot": d.prompt.fewshot if d.prompt else 0,
+        "prompt.chat_template": plan.chat, "preset": plan.preset_name, "seed": plan.seed,
+        "samples": plan.samples or "all",
+    }
+
+
+def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str | None = None,
+             run_id: str | None = None, extra_tags: dict[str, str] | None = None,
+             engine_options: dict[str, Any] | None = None, experiment: str | None = None) -> CellResult:
+    """Evaluate one cell inside one MLflow run (a child of ``parent_run_id``; ``run_id``
+    reopens the run an interrupted invocation left behind, so a cell never has two runs).
+
+    With ``engine`` the caller's engine answers (a category shares one per model); otherwise
+    the cell materializes its weights, starts its own engine and closes it afterwards."""
+    owns_engine = engine is None
+    run: tracking.RunHandle | None = None
+    try:
+        with tracking.open_run("cell", name=plan.name, tags={**cell_tags(plan), **(extra_tags or {})},
+                               params=cell_params(plan), parent=parent_run_id, resume=run_id,
+                               experiment=experiment, system_metrics=True) as run:
+            if run.resumed:  # a run that failed before: its old error no longer applies
+                run.delete_tags(["error", "error_type"])
+            run.log_dict(plan.config(), "config.json")
+            run.log_dict(tracking.package_versions(), "environment.json")
+            prepared = pipeline.prepare(plan.task, plan.samples)
+            loaded = prepared.loaded
+            run.log_dataset(loaded.hf_dataset, plan.dataset.key, loaded.source, loaded.digest)
+            run.set_tags({"dataset_digest": loaded.digest, "data_offline": str(loaded.offline)})
+            with PeakRSS() as rss:
+                if engine is None:
+                    engine = start_engine(plan, **(engine_options or {}))
+                before = engine.stats()
+                answered = pipeline.answer(plan.task, engine, prepared.items, prepared.prompts)
+            after = engine.stats()
+            if after.version:  # known once the engine (or the cached one) has started
+                run.log_params({f"{plan.engine}.version": after.version})
+            t0 = time.perf_counter()
+            report = pipeline.score(plan.task, prepared.items, answered.outputs)
+            metrics: dict[str, float | None] = {
+                **report.metrics, **answered.figures, "scoring_s": time.perf_counter() - t0,
+                "n_samples": len(prepared.items), "peak_rss_mb": rss.peak_mb, **engine.memory(),
+                "cache_hits": after.cache_hits - before.cache_hits}
+            if owns_engine or (not before.started and after.started):
+                metrics["model_load_s"] = after.load_s  # this cell paid for the engine start
+            logged = run.log_metrics(metrics)
+            run.log_table(pipeline.sample_rows(prepared.items, prepared.prompts, answered.outputs, report))
+            run.set_tags({"main_metric": plan.dataset.main_metric})
+        return CellResult(run.run_id, tracking.FINISHED, logged, report=report, outputs=answered.outputs)
+    except Exception as exc:  # recorded on the run by open_run; the caller's other cells go on
+        if run is None:  # the run itself could not be opened: nothing to record it on
+            raise
+        return CellResult(run.run_id, tracking.FAILED, error=tracking.error_line(exc))
+    finally:
+        if owns_engine and engine is not None:
+            engine.close()

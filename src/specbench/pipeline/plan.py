@@ -1,0 +1,187 @@
+"""Cell plans: what one model x dataset cell will do, decided before anything runs.
+
+A plan is frozen data computed without side effects: nothing is downloaded, converted or
+started.  It fixes the engine and its arguments, the sampling parameters, how the dataset is
+answered (generation or choice log-likelihoods, from its scorers' declared needs, checked
+against what the engine can do) and where the weights are (``weights.locate``); its config
+hash, by the one identity rule, is what resume compares.  The weights themselves are
+materialized when the cell is prepared (``pipeline.cell``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from specbench.engines import GenParams, engine_info, planned_params
+from specbench.identity import digest
+from specbench.pipeline.task import Task, task_for
+from specbench.registry import Registry, RegistryError
+from specbench.registry.schema import DatasetConfig, ModelConfig, PresetConfig, Status
+from specbench.registry.schema import to_plain as _plain
+from specbench.weights import (
+    SIMULATED_SOURCE,
+    ModelUnavailable,
+    ResolvedModel,
+    checkpoint_outdated,
+    derived_manifest,
+    locate,
+)
+
+TUNED = "tuned"  # --preset tuned: the model's own tuned preset, written by `specbench sweep`
+
+
+class CellUnavailable(RuntimeError):
+    """The cell cannot run here (planned dataset, unrunnable model); one line of reason."""
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """Everything one cell will do."""
+
+    model: ModelConfig
+    dataset: DatasetConfig
+    preset_name: str
+    preset: PresetConfig
+    engine: str
+    weights: ResolvedModel  # located, not yet materialized
+    engine_params: dict[str, Any]
+    task: Task
+    samples: int | None
+    seed: int
+    category: str | None
+    role: str
+
+    @property
+    def gen(self) -> GenParams:
+        return self.task.gen
+
+    @property
+    def loglik(self) -> bool:
+        return self.task.loglik
+
+    @property
+    def chat(self) -> bool:
+        return self.task.chat
+
+    @property
+    def resolved(self) -> ResolvedModel:  # the name callers used before plans became pure
+        return self.weights
+
+    @property
+    def name(self) -> str:
+        return f"{self.model.key}@{self.dataset.key}"
+
+    @property
+    def remote(self) -> bool:
+        """Served by an endpoint: no local weights to materialize."""
+        return engine_info(self.engine).remote
+
+    @property
+    def simulated_quantization(self) -> bool:
+        """AWQ weights unpacked to floats (no AWQ kernel here): accuracy is AWQ's, speed and memory are not."""
+        return self.weights.source == SIMULATED_SOURCE
+
+    @property
+    def quantization_tags(self) -> dict[str, str]:
+        """Run tags that say how the weights were quantized and whom a derived model compares with."""
+        tags = {"quantization": "simulated" if self.simulated_quantization else self.model.quantization.value}
+        if self.simulated_quantization:
+            tags["perf_representative"] = "false"
+        if self.model.parent:
+            tags["parent"] = self.model.parent
+        return tags
+
+    def config(self) -> dict[str, Any]:
+        """The resolved configuration (weights' locations excluded: they differ between machines)."""
+        from specbench.engines import WEIGHT_KEYS
+
+        engine = {k: v for k, v in self.engine_params.items() if k not in WEIGHT_KEYS}
+        return {
+            "model": _plain(self.model), "model_revision": self.weights.revision,
+            "dataset": _plain(self.dataset), "preset": {"name": self.preset_name, **_plain(self.preset)},
+            "engine": {"kind": self.engine, **engine}, "sampling": self.gen.as_dict(),
+            "samples": self.samples, "seed": self.seed, "chat": self.chat,
+        }
+
+    def config_hash(self) -> str:
+        """The cell's identity (the one rule: prose fields such as notes do not count)."""
+        return digest(self.config())
+
+
+def engine_for(model: ModelConfig, requested: str) -> str | None:
+    """The requested engine when the model allows it (``engines`` empty or listing it), else
+    None.  A remote endpoint serves whatever it was started with, so it is always allowed."""
+    allowed = list(model.engines)
+    if not allowed or requested in allowed or engine_info(requested).remote:
+        return requested
+    return None
+
+
+def plan_cell(reg: Registry, model_key: str, dataset_key: str, *, preset: str | None = None,
+              engine: str = "vllm", samples: int | None = None, seed: int = 0,
+              category: str | None = None, weights: ResolvedModel | None = None) -> CellPlan:
+    """Resolve names, presets, engine and weights' location; raise CellUnavailable with the reason."""
+    model = reg.model(model_key)
+    dataset = reg.dataset(dataset_key)
+    try:
+        info = engine_info(engine)
+    except ValueError as exc:
+        raise RegistryError(str(exc)) from None
+    preset_name, preset_cfg = resolve_preset(reg, model, preset)
+    if dataset.status != Status.ready:
+        raise CellUnavailable(f"dataset {dataset.key} is planned: {dataset.planned_reason}")
+    if engine_for(model, engine) is None:
+        raise CellUnavailable(f"{model.key}: the {engine} engine cannot serve it (its registry entry allows: "
+                              f"{', '.join(model.engines)}); use --engine {model.engines[0]}")
+    try:
+        task = task_for(dataset, instruct=model.instruct, seed=seed)
+    except ValueError as exc:
+        raise CellUnavailable(str(exc)) from None
+    needed = "loglikelihood" if task.loglik else "generate"
+    if not info.can(needed):
+        raise CellUnavailable(f"{dataset.key} is answered by {needed}, which the {engine} engine cannot do")
+    if weights is None and info.remote:
+        weights = ResolvedModel(path=model.hf_id or model.key, revision=model.revision, source="remote")
+    if weights is None:
+        try:
+            weights = locate(model)
+        except ModelUnavailable as exc:
+            raise CellUnavailable(str(exc)) from None
+    stale = stale_checkpoint(reg, model) if not info.remote else None
+    if stale:
+        raise CellUnavailable(stale)
+    if category is None:
+        cats = reg.categories_of(model.key)
+        category = cats[0] if cats else model.category
+    return CellPlan(
+        model=model, dataset=dataset, preset_name=preset_name, preset=preset_cfg, engine=engine, weights=weights,
+        engine_params=planned_params(engine, model, preset_cfg, weights, seed), task=task, samples=samples,
+        seed=seed, category=category, role=reg.role(model.key, category),
+    )
+
+
+def stale_checkpoint(reg: Registry, model: ModelConfig) -> str | None:
+    """Why a derived model's checkpoint no longer matches its recipe in conf/ (None if it does)."""
+    manifest = derived_manifest(model) if model.recipe else None
+    why = manifest and checkpoint_outdated(manifest, reg.quantization(model.recipe).digest())
+    if not why:
+        return None
+    return (f"{model.key}: its checkpoint was made with {why} ({model.recipe}); "
+            f"run `specbench quantize --model {model.parent}` again")
+
+
+def tuned_preset_name(model_key: str) -> str:
+    return f"{TUNED}_{model_key}"
+
+
+def resolve_preset(reg: Registry, model: ModelConfig, preset: str | None) -> tuple[str, PresetConfig]:
+    """The preset a cell runs with: the named one, else the model's own; ``tuned`` means the
+    model's tuned preset (conf/presets/tuned_<model>.yaml), so one flag serves every model."""
+    name = preset or model.preset
+    if name == TUNED:
+        name = tuned_preset_name(model.key)
+        if name not in reg.presets:
+            raise RegistryError(f"no tuned preset for {model.key}: run `specbench sweep --model {model.key}` "
+                                f"first (it writes conf/presets/{name}.yaml)")
+    return name, reg.preset(name)

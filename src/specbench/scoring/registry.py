@@ -1,0 +1,80 @@
+"""The scorer registry: each scorer declares, where it is defined, what it produces and needs.
+
+``@scorer("gsm8k_strict", metrics=["exact_match_strict"], needs="text")`` on a function makes
+it a scorer: the metric names it produces (each aggregate also gets ``<metric>_stderr``) and
+what it reads from the engine.  Planning derives from ``needs`` whether a dataset is answered
+by generation or by choice log-likelihoods and which engines can serve it; ``validate`` checks
+datasets' scorer names and main metrics against ``METRICS``.  No second table to keep in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from specbench.types import ChoiceScores, Item
+
+# What a scorer reads -> what the engine must do for it.
+#   text: the first generated text of an item; texts: all n generated texts of each item, scored
+#   as a batch (pass@k); choice_logprobs: the log-likelihood of each choice (multiple choice).
+NEEDS: dict[str, str] = {"text": "generate", "texts": "generate", "choice_logprobs": "loglikelihood"}
+
+
+@dataclass(frozen=True)
+class ScorerInfo:
+    name: str
+    fn: Callable[..., Any]  # per item: (item, output) -> (extracted, scores, detail); batch: (items, outputs, limits)
+    metrics: tuple[str, ...]
+    needs: str
+    batch: bool
+
+    @property
+    def capability(self) -> str:
+        """The engine capability answering this scorer's input needs."""
+        return NEEDS[self.needs]
+
+    def __call__(self, items: list[Item], outputs: list[Any], limits: Any = None,
+                 dataset_key: str = "?") -> list[tuple[str, dict[str, float], dict[str, Any]]]:
+        """Score items from their outputs: ``(extracted, {metric: value}, detail)`` per item."""
+        inputs = [self._input(dataset_key, it, out) for it, out in zip(items, outputs, strict=True)]
+        if self.batch:
+            return self.fn(items, inputs, limits)
+        return [self.fn(it, x) for it, x in zip(items, inputs, strict=True)]
+
+    def _input(self, dataset_key: str, item: Item, out: Any) -> Any:
+        """What this scorer reads of one item's output, checked against what it declared."""
+        if self.needs == "choice_logprobs":
+            if not isinstance(out, ChoiceScores):
+                raise ValueError(f"dataset '{dataset_key}': scorer '{self.name}' needs ChoiceScores "
+                                 f"(log-likelihoods) for item {item.id}, got {type(out).__name__}")
+            return out
+        texts = [out] if isinstance(out, str) else out
+        if isinstance(texts, ChoiceScores) or not texts or not all(isinstance(t, str) for t in texts):
+            raise ValueError(f"dataset '{dataset_key}': scorer '{self.name}' needs generated text for item "
+                             f"{item.id}, got {type(out).__name__}")
+        return list(texts) if self.needs == "texts" else texts[0]  # text: the first sample (lm-eval's take_first)
+
+
+SCORERS: dict[str, ScorerInfo] = {}
+METRICS: dict[str, list[str]] = {}  # scorer -> metric names; filled by @scorer alongside SCORERS
+
+
+def scorer(name: str | None = None, *, metrics: list[str] | tuple[str, ...], needs: str = "text",
+           batch: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register the decorated function as a scorer (see the module docstring)."""
+    if needs not in NEEDS:
+        raise ValueError(f"scorer {name!r}: unknown needs '{needs}'; valid: {', '.join(NEEDS)}")
+    if not metrics:
+        raise ValueError(f"scorer {name!r}: declare the metrics it produces")
+
+    def add(fn: Callable[..., Any]) -> Callable[..., Any]:
+        key = name or fn.__name__
+        old = SCORERS.get(key)
+        if old is not None and old.fn.__qualname__ != fn.__qualname__:
+            raise ValueError(f"scorer '{key}' is registered twice ({old.fn.__module__} and {fn.__module__})")
+        SCORERS[key] = ScorerInfo(key, fn, tuple(metrics), needs, batch or needs == "texts")
+        METRICS[key] = list(metrics)
+        return fn
+
+    return add

@@ -1,0 +1,88 @@
+"""The tuned preset a sweep writes: conf/presets/tuned_<model>.yaml, with where it came from.
+
+The file is validated by the registry's own loader before it is written, and written
+atomically, so concurrent workers never leave half a file and ``--preset tuned`` never reads
+one that ``specbench validate`` would refuse.  Its provenance says what was measured where
+(study, trial, spec digest, probe, figures, hardware, commit, MLflow run).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from specbench import tracking
+from specbench.pipeline import tuned_preset_name
+from specbench.registry import Registry, load_object
+from specbench.registry.schema import PresetConfig
+
+
+def tuned_preset_path(reg: Registry, model_key: str) -> Path:
+    return reg.root / "presets" / f"{tuned_preset_name(model_key)}.yaml"
+
+
+def write_tuned_preset(reg: Registry, model_key: str, preset: PresetConfig, provenance: dict[str, str]) -> Path:
+    """conf/presets/tuned_<model>.yaml, validated through the registry's own loader first."""
+    name = tuned_preset_name(model_key)
+    body = asdict(preset) | {"provenance": provenance,
+                             "description": f"Tuned by `specbench sweep --model {model_key}` "
+                                            f"(study {provenance.get('study')}, trial {provenance.get('trial')})"}
+    path = tuned_preset_path(reg, model_key)
+    load_object(body, PresetConfig, path, prefix=f"presets.{name}")  # the loader's checks, before writing
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = ("# Written by `specbench sweep`; re-run the sweep rather than editing by hand.\n"
+            + OmegaConf.to_yaml(OmegaConf.create({"presets": {name: body}})))
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(path)  # atomic: concurrent workers never leave half a file
+    return path
+
+
+def provenance(best: Any, ref: Any, **study: str) -> dict[str, str]:
+    """The tuned preset's provenance: ``study`` (study, storage, spec, spec_digest,
+    reference_preset, engine, probe, mlflow_run_id) plus the best trial's figures, the
+    reference's, the date, this machine and the commit."""
+    u = best.user_attrs
+    prov = {
+        "study": study["study"], "storage": study["storage"], "trial": str(best.number),
+        "spec": study["spec"], "spec_digest": study["spec_digest"], "reference_preset": study["reference_preset"],
+        "engine": study["engine"], "probe": study["probe"],
+        "output_tokens_per_s": f"{best.value:.2f}",
+        "peak_rss_mb": f"{u.get('peak_rss_mb', float('nan')):.0f}",
+        "probe_accuracy": f"{u.get('probe_accuracy', float('nan')):.4f}",
+        "accuracy_drift": f"{u.get('accuracy_drift', 0.0):+.4f}",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "hardware": hardware(), "git_commit": tracking.git_commit(), "mlflow_run_id": study["mlflow_run_id"],
+    }
+    if ref is not None and ref.value:
+        prov["reference_output_tokens_per_s"] = f"{ref.value:.2f}"
+        prov["speedup_vs_reference"] = f"{best.value / ref.value:.3f}"
+    return prov
+
+
+def hardware() -> str:
+    """GPU names when there are GPUs, else the CPU model, core count and memory."""
+    from specbench.weights import gpu_count
+
+    gpus = gpu_count()
+    if gpus:
+        import torch
+
+        return f"{gpus}x {torch.cuda.get_device_name(0)}"
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import psutil
+
+    return f"CPU {model}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB"

@@ -1,0 +1,67 @@
+"""Where runs go: the tracking URI, the experiment, and the run ``mlflow run`` made for us."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+
+DEFAULT_EXPERIMENT = "specbench"
+_configured: list[str] = []  # the tracking URI setup() last pointed MLflow at
+
+
+def tracking_uri() -> str:
+    """$MLFLOW_TRACKING_URI, else a sqlite store in the working directory.
+
+    The file store (./mlruns) refuses to start in MLflow 3 without an opt-in, and sqlite
+    is what the UI and queries are fast on anyway.
+    """
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def experiment_name(experiment: str | None = None) -> str:
+    """The experiment runs go to and are read from: the one named, else $MLFLOW_EXPERIMENT_NAME,
+    else ``specbench``."""
+    return experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+
+
+def setup(experiment: str | None = None) -> str:
+    """Point MLflow at the store and the experiment; returns the tracking URI."""
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    env_id = os.environ.get("MLFLOW_EXPERIMENT_ID")
+    if experiment is None and env_id and os.environ.get("MLFLOW_RUN_ID"):
+        # Under `mlflow run` the project's run already exists in that experiment; another
+        # active experiment would make start_run refuse to resume it.
+        mlflow.set_experiment(experiment_id=env_id)
+    else:
+        mlflow.set_experiment(experiment_name(experiment))
+    _configured[:] = [uri]
+    return uri
+
+
+def ensure_setup(experiment: str | None = None) -> str:
+    """:func:`setup` unless this process already pointed MLflow at the current store and no
+    experiment is named: a caller's earlier choice of experiment stands."""
+    uri = tracking_uri()
+    if experiment is not None or _configured != [uri]:
+        return setup(experiment)
+    return uri
+
+
+def ui_command() -> str:
+    return f"mlflow ui --backend-store-uri {tracking_uri()}"
+
+
+def take_launcher_run() -> str | None:
+    """The run ``mlflow run`` made for this process (MLFLOW_RUN_ID), taken out of the
+    environment: left there, MLflow would hand it to the first ``start_run`` of any run,
+    nested ones included.  The top-level run of a command adopts it (``open_run``)."""
+    return os.environ.pop("MLFLOW_RUN_ID", None) or None
+
+
+def active_experiment_id(experiment: str | None = None) -> str:
+    """The id of the experiment new runs go to (after :func:`ensure_setup`)."""
+    ensure_setup(experiment)
+    return mlflow.tracking.fluent._get_experiment_id()
