@@ -18,6 +18,18 @@ from specbench.registry import Registry, RegistryError, check_adapters, check_en
 PLUGINS_ENV = "SPECBENCH_PLUGINS"
 
 
+def import_all(package: str, path: list[str], group: str) -> None:
+    """Import every module of an extension package (which registers what it defines), then
+    every module installed packages name in the entry-point group ``group``."""
+    import pkgutil
+    from importlib import metadata
+
+    for info in pkgutil.iter_modules(path):
+        importlib.import_module(f"{package}.{info.name}")
+    for ep in metadata.entry_points(group=group):
+        ep.load()
+
+
 def load_plugins() -> list[str]:
     """Import the modules $SPECBENCH_PLUGINS names (comma-separated): extensions that live in
     no installed package, e.g. while trying one out.  Returns their names."""

@@ -18,7 +18,8 @@ __all__ = ["USAGE_ERROR", "UsageError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="specbench", description="Specialist-vs-generalist LLM evaluation, tracked in MLflow.")
+    p = argparse.ArgumentParser(prog="specbench",
+                                description="Specialist-vs-generalist LLM evaluation, tracked in MLflow.")
     p.add_argument("--conf", help="conf/ directory (default: ./conf, or $SPECBENCH_CONF)")
     sub = p.add_subparsers(dest="cmd", required=True)
     for group in (registry_cmds, eval_cmds, quantize_cmd, sweep_cmd, analysis_cmds):

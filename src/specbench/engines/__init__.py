@@ -15,8 +15,6 @@ engine arguments a run will use, computed before the engine starts and logged ve
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -88,10 +86,9 @@ def load_engines() -> dict[str, EngineInfo]:
     global _loaded
     if not _loaded:
         _loaded = True
-        for mod in pkgutil.iter_modules(__path__):
-            importlib.import_module(f"{__name__}.{mod.name}")
-        for ep in metadata.entry_points(group="specbench.engines"):
-            ep.load()
+        from specbench.extensions import import_all
+
+        import_all(__name__, __path__, "specbench.engines")
     return ENGINES
 
 

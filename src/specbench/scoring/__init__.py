@@ -10,11 +10,8 @@ answered by generation or by choice log-likelihoods.
 
 from __future__ import annotations
 
-import importlib
 import math
-import pkgutil
 from collections.abc import Sequence
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,10 +36,9 @@ def load_scorers() -> dict[str, ScorerInfo]:
     global _loaded
     if not _loaded:
         _loaded = True
-        for mod in pkgutil.iter_modules(__path__):
-            importlib.import_module(f"{__name__}.{mod.name}")
-        for ep in metadata.entry_points(group="specbench.scorers"):
-            ep.load()
+        from specbench.extensions import import_all
+
+        import_all(__name__, __path__, "specbench.scorers")
     return SCORERS
 
 

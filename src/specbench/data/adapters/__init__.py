@@ -8,8 +8,6 @@ its ``key``); prompting options live in the YAML, not here.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -84,12 +82,9 @@ def get_adapter(dataset: DatasetConfig) -> Adapter:
 def _import_all() -> None:
     """Import every adapter module here (sorted by name), which registers it, then the modules
     installed packages name in the ``specbench.adapters`` entry-point group."""
-    from importlib import metadata
+    from specbench.extensions import import_all
 
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
-    for ep in metadata.entry_points(group="specbench.adapters"):
-        ep.load()
+    import_all(__name__, __path__, "specbench.adapters")
 
 
 _import_all()
