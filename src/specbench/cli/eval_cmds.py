@@ -24,9 +24,10 @@ def cmd_evaluate(reg: Registry, args: argparse.Namespace) -> int:
 
     try:
         plan = pipeline.plan_cell(reg, args.model, args.dataset, preset=args.preset, engine=args.engine,
-                                  samples=args.samples, seed=args.seed)
+                                  samples=args.samples, seed=args.seed, slice_policy=args.slice_policy)
     except pipeline.CellUnavailable as exc:
         raise UsageError(f"cannot evaluate {args.model}@{args.dataset}: {exc}") from None
+    warn_partial([plan.partial_split] if plan.partial_split else [])
     result = pipeline.run_cell(plan, experiment=args.experiment)
     uri = tracking.tracking_uri()
     print_metrics(f"{plan.model.key}@{plan.dataset.key}", result.metrics, plan.dataset.main_metric)
@@ -41,8 +42,7 @@ def cmd_score(reg: Registry, args: argparse.Namespace) -> int:
     from specbench.pipeline import PredictionsError, rescore
 
     try:
-        report, n = rescore(reg, args.dataset, args.predictions, log=args.log,
-                                    experiment=args.experiment)
+        report, n = rescore(reg, args.dataset, args.predictions, log=args.log, experiment=args.experiment)
     except PredictionsError as exc:
         raise UsageError(str(exc)) from None
     if args.format == "json":
@@ -57,8 +57,10 @@ def cmd_run_category(reg: Registry, args: argparse.Namespace) -> int:
 
     cplan = pipeline.plan_category(reg, args.name, preset=args.preset, engine=args.engine, samples=args.samples,
                                    seed=args.seed, models=args.models, datasets=args.datasets,
-                                   baselines=args.baselines, secondary=args.secondary)
+                                   baselines=args.baselines, secondary=args.secondary,
+                                   slice_policy=args.slice_policy)
     _print_plan(cplan)
+    warn_partial(cplan.partial_splits())
     if args.dry_run:
         return 0
     uri = tracking.setup(args.experiment)
@@ -68,12 +70,19 @@ def cmd_run_category(reg: Registry, args: argparse.Namespace) -> int:
                   console=err) as progress:
         task = progress.add_task(f"{cplan.category}: cells", total=len(cplan.runnable))
         result = pipeline.run_category(cplan, use_cache=not args.no_cache, experiment=args.experiment,
-                                     on_cell=lambda row: progress.update(
-                                         task, advance=1, description=f"{row['cell']}: {row['status']}"))
+                                       on_cell=lambda row: progress.update(
+                                           task, advance=1, description=f"{row['cell']}: {row['status']}"))
     emit(result.rows, ["cell", "role", "status", "main_metric", "value", "output_tokens_per_s", "peak_rss_mb",
-                        "run_id", "note"], "table", f"category {cplan.category} (parent run {result.parent_run_id})")
+                       "run_id", "note"], "table", f"category {cplan.category} (parent run {result.parent_run_id})")
     out.print(f"open the runs: {tracking.ui_command()}  (store {uri})")
     return result.exit_code
+
+
+def warn_partial(notes: list[str]) -> None:
+    """Loudly, before anything runs: cells that read only an offline slice of their split."""
+    for note in notes:
+        err.print(f"[bold yellow]warning[/bold yellow]: {note} (--slice-policy fail refuses such cells)",
+                  highlight=False, soft_wrap=True)
 
 
 def _print_plan(cplan) -> None:
@@ -109,6 +118,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     cp.add_argument("--dry-run", type=boolean, nargs="?", const=True, default=False,
                     help="print the plan and what each cell needs; load nothing")
     cp.add_argument("--no-cache", action="store_true", help="do not reuse cached generations")
+    cp.add_argument("--slice-policy", choices=["warn", "fail"], default="warn",
+                    help="a cell that would read only an offline slice of its split (no hub): warn loudly "
+                         "(default) or refuse it")
     cp.add_argument("--experiment", default=None)
     cp.set_defaults(func=cmd_run_category)
 
@@ -119,6 +131,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ep.add_argument("--preset", type=blank_is_none, default=None, help="engine preset (default: the model's)")
     ep.add_argument("--engine", choices=engine_names(), default="vllm")
     ep.add_argument("--seed", type=int, default=0)
+    ep.add_argument("--slice-policy", choices=["warn", "fail"], default="warn",
+                    help="a cell that would read only an offline slice of its split (no hub): warn loudly "
+                         "(default) or refuse it")
     ep.add_argument("--experiment", default=None, help="MLflow experiment (default: specbench)")
     ep.set_defaults(func=cmd_evaluate)
 

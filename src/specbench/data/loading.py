@@ -18,7 +18,8 @@ from specbench.types import Item
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
 
-__all__ = ["SLICES_DIR", "DataUnavailable", "LoadedDataset", "load_items", "split_slice_name"]
+__all__ = ["SLICES_DIR", "DataSource", "DataUnavailable", "LoadedDataset", "load_items", "plan_source",
+           "split_slice_name"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,39 @@ def split_slice_name(dataset: DatasetConfig, split: str) -> str | None:
     if not name or not name.endswith(suffix):
         return None
     return name[: -len(suffix)] + f".{split}.jsonl"
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a cell's items will come from, decided when it is planned (so it is part of the
+    cell's identity): the hub's split, or the offline slice shipped in the package."""
+
+    kind: str  # "hub" | "slice"
+    items: int | None  # items there (the registry's count for the hub, the slice's lines)
+    why: str = ""  # why the slice (the hub's offline flag or error)
+
+    def partial(self, dataset: DatasetConfig, samples: int | None) -> str | None:
+        """What a run asking for ``samples`` items would not get from this source (None if it gets
+        them): a slice holds only part of the split, so `--samples all` there is not the split."""
+        if self.kind != "slice" or self.items is None:
+            return None
+        if samples is None or samples > self.items:
+            asked = "all" if samples is None else str(samples)
+            return (f"dataset '{dataset.key}': samples={asked} reads the offline slice's {self.items} items, not "
+                    f"the {dataset.split} split's {dataset.samples} ({self.why}); its scores are not the split's")
+        return None
+
+
+def plan_source(dataset: DatasetConfig) -> DataSource:
+    """The hub when it is usable (HF offline flags unset, the hub answers), else the shipped
+    slice; a pure decision (one HEAD request per process), made before anything loads."""
+    why = datasets_offline() or _hub_unreachable()
+    slice_path = _slice_path(dataset.offline_slice)
+    if why is None or slice_path is None or not slice_path.is_file():
+        return DataSource("hub", dataset.samples)
+    with open(slice_path, "rb") as fh:
+        lines = sum(1 for line in fh if line.strip())
+    return DataSource("slice", lines, f"hub not used: {why}")
 
 
 def _hub_source(dataset: DatasetConfig, split: str) -> str:

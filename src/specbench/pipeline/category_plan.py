@@ -50,6 +50,10 @@ class CategoryPlan:
     def skipped(self) -> list[PlannedCell]:
         return [c for c in self.cells if c.reason is not None]
 
+    def partial_splits(self) -> list[str]:
+        """Each runnable cell's note that it reads only an offline slice of its split, once per dataset."""
+        return list(dict.fromkeys(c.plan.partial_split for c in self.runnable if c.plan and c.plan.partial_split))
+
     def digest(self) -> str:
         """Identifies the invocation: same category, options and cells -> same digest."""
         return digest({"category": self.category, "options": self.options, "cells": [c.name for c in self.cells]})
@@ -95,7 +99,8 @@ def _model_reason(reg: Registry, model: ModelConfig, engine: str, gpus: int) -> 
 
 def plan_category(reg: Registry, name: str, *, preset: str | None = None, engine: str = "vllm",
                   samples: int | None = None, seed: int = 0, models: list[str] | None = None,
-                  datasets: list[str] | None = None, baselines: bool = True, secondary: bool = False) -> CategoryPlan:
+                  datasets: list[str] | None = None, baselines: bool = True, secondary: bool = False,
+                  slice_policy: str = "warn") -> CategoryPlan:
     """Expand a category into cells (its models and generalist baselines x its datasets)."""
     try:
         engine_info(engine)
@@ -126,11 +131,13 @@ def plan_category(reg: Registry, name: str, *, preset: str | None = None, engine
             if why is None:
                 try:
                     plan = plan_cell(reg, mk, dk, preset=preset, engine=model_engine, samples=samples, seed=seed,
-                                     category=cat.key)
+                                     category=cat.key, slice_policy=slice_policy)
                 except CellUnavailable as exc:
                     why = str(exc)
             cells.append(PlannedCell(mk, dk, reg.role(mk, cat.key), needs(model, preset_cfg), why, plan,
                                      engine=model_engine))
     options = {"preset": preset, "engine": engine, "samples": samples, "seed": seed, "baselines": baselines,
                "secondary": secondary, "models": models, "datasets": datasets}
+    if slice_policy != "warn":  # the default keeps the digest of invocations made before the option
+        options["slice_policy"] = slice_policy
     return CategoryPlan(cat.key, tuple(cells), options)

@@ -58,7 +58,8 @@ def start_engine(plan: CellPlan, **options: Any) -> Engine:
 def cell_tags(plan: CellPlan) -> dict[str, str]:
     return {"model": plan.model.key, "dataset": plan.dataset.key, "category": plan.category or "",
             "role": plan.role, "engine": plan.engine, "preset": plan.preset_name,
-            "config_hash": plan.config_hash(), "model_source": plan.weights.source, **plan.quantization_tags}
+            "config_hash": plan.config_hash(), "model_source": plan.weights.source, "data_source": plan.data.kind,
+            **({"partial_split": plan.partial_split} if plan.partial_split else {}), **plan.quantization_tags}
 
 
 def cell_params(plan: CellPlan) -> dict[str, Any]:
@@ -93,7 +94,7 @@ def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str
                 run.delete_tags(["error", "error_type"])
             run.log_dict(plan.config(), "config.json")
             run.log_dict(tracking.package_versions(), "environment.json")
-            prepared = pipeline.prepare(plan.task, plan.samples)
+            prepared = pipeline.prepare(plan.task, plan.samples, offline=plan.data.kind == "slice")
             loaded = prepared.loaded
             run.log_dataset(loaded.hf_dataset, plan.dataset.key, loaded.source, loaded.digest)
             run.set_tags({"dataset_digest": loaded.digest, "data_offline": str(loaded.offline)})

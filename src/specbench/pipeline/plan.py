@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from specbench.data.loading import DataSource, plan_source
 from specbench.engines import GenParams, engine_info, planned_params
 from specbench.identity import digest
 from specbench.pipeline.task import Task, task_for
@@ -29,6 +30,7 @@ from specbench.weights import (
 )
 
 TUNED = "tuned"  # --preset tuned: the model's own tuned preset, written by `specbench sweep`
+SLICE_POLICIES = ("warn", "fail")  # a run that would read only part of its split: say so loudly, or refuse
 
 
 class CellUnavailable(RuntimeError):
@@ -51,6 +53,7 @@ class CellPlan:
     seed: int
     category: str | None
     role: str
+    data: DataSource = DataSource("hub", None)  # where the items come from: part of the identity
 
     @property
     def gen(self) -> GenParams:
@@ -71,6 +74,11 @@ class CellPlan:
     @property
     def name(self) -> str:
         return f"{self.model.key}@{self.dataset.key}"
+
+    @property
+    def partial_split(self) -> str | None:
+        """Why this cell's scores are not the whole split's (it reads an offline slice), or None."""
+        return self.data.partial(self.dataset, self.samples)
 
     @property
     def remote(self) -> bool:
@@ -101,7 +109,7 @@ class CellPlan:
             "model": _plain(self.model), "model_revision": self.weights.revision,
             "dataset": _plain(self.dataset), "preset": {"name": self.preset_name, **_plain(self.preset)},
             "engine": {"kind": self.engine, **engine}, "sampling": self.gen.as_dict(),
-            "samples": self.samples, "seed": self.seed, "chat": self.chat,
+            "samples": self.samples, "seed": self.seed, "chat": self.chat, "data_source": self.data.kind,
         }
 
     def config_hash(self) -> str:
@@ -120,8 +128,11 @@ def engine_for(model: ModelConfig, requested: str) -> str | None:
 
 def plan_cell(reg: Registry, model_key: str, dataset_key: str, *, preset: str | None = None,
               engine: str = "vllm", samples: int | None = None, seed: int = 0,
-              category: str | None = None, weights: ResolvedModel | None = None) -> CellPlan:
-    """Resolve names, presets, engine and weights' location; raise CellUnavailable with the reason."""
+              category: str | None = None, weights: ResolvedModel | None = None,
+              slice_policy: str = "warn") -> CellPlan:
+    """Resolve names, presets, engine, weights' location and the data's source; raise
+    CellUnavailable with the reason.  ``slice_policy``: a cell that would read only an offline
+    slice of its split (the hub unusable) is planned with a loud note (``warn``) or refused (``fail``)."""
     model = reg.model(model_key)
     dataset = reg.dataset(dataset_key)
     try:
@@ -151,13 +162,20 @@ def plan_cell(reg: Registry, model_key: str, dataset_key: str, *, preset: str | 
     stale = stale_checkpoint(reg, model) if not info.remote else None
     if stale:
         raise CellUnavailable(stale)
+    if slice_policy not in SLICE_POLICIES:
+        raise RegistryError(f"slice policy '{slice_policy}': valid: {', '.join(SLICE_POLICIES)}")
+    source = plan_source(dataset)
+    partial = source.partial(dataset, samples)
+    if partial and slice_policy == "fail":
+        raise CellUnavailable(f"{partial}; refused (--slice-policy fail): give hub access, or --samples <= "
+                              f"{source.items} and --slice-policy warn")
     if category is None:
         cats = reg.categories_of(model.key)
         category = cats[0] if cats else model.category
     return CellPlan(
         model=model, dataset=dataset, preset_name=preset_name, preset=preset_cfg, engine=engine, weights=weights,
         engine_params=planned_params(engine, model, preset_cfg, weights, seed), task=task, samples=samples,
-        seed=seed, category=category, role=reg.role(model.key, category),
+        seed=seed, category=category, role=reg.role(model.key, category), data=source,
     )
 
 

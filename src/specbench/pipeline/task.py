@@ -64,9 +64,12 @@ class Prepared:
         return self.loaded.items
 
 
-def prepare(task: Task, samples: int | None = None) -> Prepared:
-    """Load the first ``samples`` items (all when None) and render their prompts."""
-    loaded = data.load_items(task.dataset, samples)
+def prepare(task: Task, samples: int | None = None, offline: bool | None = None) -> Prepared:
+    """Load the first ``samples`` items (all when None) and render their prompts.
+
+    ``offline``: True reads only the shipped slice, False only the hub (a failure is an error,
+    never a silent fall-back to a slice), None the hub when it is usable, else the slice."""
+    loaded = data.load_items(task.dataset, samples, offline=offline)
     prompts = [data.build_prompt(task.dataset, item, loaded.fewshot) for item in loaded.items]
     return Prepared(task, loaded, prompts)
 
