@@ -39,6 +39,16 @@ def plugins(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sys.path.insert(0, str(folder))
     yield root
     sys.path.remove(str(folder))
+    # What the plugins registered leaves with them: later tests see the built-in registries.
+    from specbench.data import ADAPTERS
+    from specbench.engines import ENGINES
+    from specbench.scoring import METRICS, SCORERS
+
+    for table, name in ((SCORERS, "contains_reference"), (METRICS, "contains_reference"),
+                        (ADAPTERS, "gsm8k_numeric"), (ENGINES, "constant")):
+        table.pop(name, None)
+    for module in ("my_scorers", "my_adapters", "my_engines"):
+        sys.modules.pop(module, None)
 
 
 def conf_with_doc_dataset(conf: Path) -> Path:
