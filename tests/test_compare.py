@@ -279,3 +279,107 @@ def test_compare_cli_by_parent_run_as_json(tiny_runs):
     assert data["run_id"] is None
     bad = cli("compare", "--parent-run", "0123456789abcdef", "--log", "false", env=tiny_runs)
     assert bad.returncode == 2 and "no run with id" in bad.stderr
+
+
+# -- which run fills a cell: sample counts, not recency -------------------------------------
+
+def _tracked_cell(model: str, n: int | None, correct: list[int], config: str, samples: str | None = None) -> str:
+    """A finished cell run through tracking.open_run: n_samples, samples param, per-item table."""
+    tags = {"model": model, "dataset": "winogrande", "preset": "balanced", "category": CATEGORY,
+            "main_metric": "acc", "config_hash": config}
+    params = {"samples": samples if samples is not None else str(n)}
+    with tracking.open_run("cell", name=f"{model}-{n}", tags=tags, params=params, experiment="specbench") as run:
+        run.log_metrics({"acc": sum(correct) / len(correct), "n_samples": n})
+        run.log_table([{"id": f"q{i}", "score.acc": float(c)} for i, c in enumerate(correct)])
+    return run.run_id
+
+
+def test_a_later_smoke_run_does_not_replace_a_full_run_and_mixed_counts_are_flagged(mlflow_store, conf_copy):
+    (conf_copy / "categories" / f"{CATEGORY}.yaml").write_text(yaml.safe_dump({
+        "key": CATEGORY, "display_name": "t", "description": "t", "models": ["smollm2_135m"],
+        "baselines": ["qwen25_0_5b"], "datasets": {"primary": ["winogrande"]}}))
+    reg = load_registry(conf_copy)
+    spec = "smollm2_135m"
+    old_full = _tracked_cell(spec, 8, [1, 0] * 4, "h-old")
+    full = _tracked_cell(spec, 8, [1, 1, 1, 0] * 2, "h-new")  # same count, newer: the current config
+    smoke = _tracked_cell(spec, 4, [0, 0, 0, 0], "h-smoke")  # the latest run, on 4 items only
+    base = _tracked_cell("qwen25_0_5b", 4, [1, 0, 0, 0], "h-base")  # the baseline ran on 4 items only
+    cells = select.select_cells(select.Selection(category=CATEGORY))
+    assert cells[(spec, "winogrande", "balanced")].run_id == full not in (old_full, smoke)
+    assert cells[(spec, "winogrande", "balanced")].n_samples == 8
+    assert cells[("qwen25_0_5b", "winogrande", "balanced")].run_id == base
+
+    reader = tracking.ArtifactReader()
+    m = tables.metric_matrix(reg, reader, cells, CATEGORY).set_index("model")
+    assert m.loc[spec, "n"] == 8 and m.loc["qwen25_0_5b", "n"] == 4 and m.mixed_samples.all()
+    disp = render.matrix_display(m.reset_index())
+    assert list(disp.columns) == ["model", "role", "winogrande", "samples"]
+    assert disp.set_index("model").loc[spec, "winogrande"].startswith("75.0" + render.MIXED)
+    assert set(disp.samples) == {"8", "4"}
+    d = tables.delta_matrix(reg, reader, cells, CATEGORY)
+    row = d.iloc[0]
+    assert (row.model_n, row.baseline_n, bool(row.mixed_samples), row.n_paired) == (8, 4, True, 4)
+    dd = render.delta_display(d)
+    assert dd.samples.tolist() == ["8 vs 4"] and render.MIXED in dd.iloc[0]["winogrande"]
+    assert render.samples_note(d) == render.MIXED_NOTE
+    md = render.to_markdown(dd, note=render.join_notes(render.SIG_NOTE, render.samples_note(d)))
+    assert "Benjamini-Hochberg" in md and "sample counts differ" in md
+    assert "$^\\dagger$" in render.to_latex(dd) and render.MIXED not in render.to_latex(dd)
+
+    comp = compare.build(reg, select.Selection(category=CATEGORY), reader=reader)
+    warnings = compare.sample_warnings(comp)
+    assert any("winogrande compares cells on different numbers of items" in w for w in warnings)
+    assert any("smollm2_135m (8 items) vs qwen25_0_5b (4 items)" in w for w in warnings)
+    prov = {p["run_id"]: p for p in comp.provenance["runs"]}
+    assert prov[full]["n_samples"] == 8 and prov[base]["n_samples"] == 4
+
+    # Equal counts everywhere: no flag, no extra column, no note.
+    same = tables.metric_matrix(reg, reader, {k: c for k, c in cells.items() if k[0] == spec}, CATEGORY)
+    assert not same.mixed_samples.any() and "samples" not in render.matrix_display(same).columns
+    assert render.samples_note(same) == ""
+
+
+def test_sample_count_reads_older_runs_and_failures_do_not_rank_by_size():
+    def rec(status, start, metrics=None, params=None):
+        return tracking.RunRecord(f"r{start}", "0", status, start, {"model": "m", "dataset": "d", "preset": "p"},
+                                  metrics or {}, params or {})
+
+    assert select.sample_count(rec("FINISHED", 1, {"n_samples": 50.0})) == 50
+    assert select.sample_count(rec("FINISHED", 1, params={"samples": "12"})) == 12
+    assert select.sample_count(rec("FINISHED", 1, params={"samples": "all"})) == math.inf
+    assert select.sample_count(rec("FINISHED", 1)) is None  # an older run that says neither
+    legacy_full = rec("FINISHED", 1, params={"samples": "all"})
+    later_smoke = rec("FINISHED", 2, {"n_samples": 4.0})
+    cells = select.pick_cells([legacy_full, later_smoke, rec("FAILED", 3, {"n_samples": 999.0})])
+    assert cells[("m", "d", "p")].run is legacy_full
+    only_failed = select.pick_cells([rec("FAILED", 5, {"n_samples": 100.0}), rec("FAILED", 6, {"n_samples": 4.0})])
+    assert only_failed[("m", "d", "p")].run.start_time == 6 and only_failed[("m", "d", "p")].status == "failed"
+    assert select.latest_cells is select.pick_cells
+
+
+# -- false discovery rate -----------------------------------------------------------------
+
+def test_benjamini_hochberg_matches_scipy_and_drives_the_marks():
+    from scipy.stats import false_discovery_control
+
+    p = [0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, 0.212, 0.216]
+    q = stats.adjust_pvalues(p)
+    assert q == pytest.approx(false_discovery_control(p, method="bh"))
+    # Hand-checked: the largest p stays, and 0.041 * 10 / 4 = 0.1025 is lifted to the min over ranks >= 4.
+    assert q[-1] == pytest.approx(0.216) and q[0] == pytest.approx(0.01) and q[3] == pytest.approx(0.084)
+    # NaN (no test) stays NaN and is not counted: the finite ones are adjusted as a family of three.
+    with_nan = stats.adjust_pvalues([0.01, np.nan, 0.04, 0.03])
+    assert np.isnan(with_nan[1])
+    assert with_nan[[0, 2, 3]] == pytest.approx(false_discovery_control([0.01, 0.04, 0.03], method="bh"))
+    assert stats.adjust_pvalues([]).size == 0 and np.isnan(stats.adjust_pvalues([np.nan])).all()
+
+    # A table of five tests: raw p = 0.02 alone would earn a star; adjusted it does not.
+    long = pd.DataFrame([{"model": "spec", "preset": "p", "dataset": f"d{i}", "status": "finished", "delta": 0.1,
+                          "ci_low": 0.0, "ci_high": 0.2, "p_value": pv} for i, pv in
+                         enumerate([0.0001, 0.02, 0.3, 0.5, 0.9])])
+    long = tables.with_fdr(long)
+    assert long.p_adjusted.tolist() == pytest.approx(list(false_discovery_control(long.p_value, method="bh")))
+    texts = render.delta_display(long).iloc[0].tolist()
+    assert texts[1] == "+10.0*** [+0.0, +20.0]"  # q = 0.0005
+    assert texts[2] == "+10.0 [+0.0, +20.0]"  # p = 0.02, q = 0.05: no longer marked
+    assert "Benjamini-Hochberg" in render.SIG_NOTE and "q<0.05" in render.SIG_NOTE

@@ -173,7 +173,8 @@ def test_samples_is_a_deterministic_prefix():
     assert [i.doc for i in a.items] == [i.doc for i in full.items[:10]]
     assert a.digest == b.digest != full.digest
     assert len(full.items) == full.available == 200
-    assert build_prompt(d, a.items[3], a.fewshot) == build_prompt(d, full.items[3], full.fewshot)
+    # few-shot draws advance in document order: the first 10 prompts are the full split's first 10
+    assert D.build_prompts(d, a.items, a.fewshot) == D.build_prompts(d, full.items, full.fewshot)[:10]
     more = load_items(d, samples=10_000, offline=True)
     assert len(more.items) == 200 and any("10000" in n for n in more.notes)
     with pytest.raises(ValueError):
@@ -184,15 +185,50 @@ def test_samples_is_a_deterministic_prefix():
 def test_gsm8k_five_shot_prompt():
     d = ds("gsm8k")
     got = load_items(d, samples=20, offline=True)
-    for it in got.items:
-        prompt = build_prompt(d, it, got.fewshot)
+    prompts = D.build_prompts(d, got.items, got.fewshot)
+    for it, prompt in zip(got.items, prompts, strict=True):
         assert prompt.count("Question:") == 6  # 5 examples + the item
         assert prompt.count("####") == 5  # only the examples' answers
         assert prompt.endswith(f"Question: {it.doc['question']}\nAnswer:")
         assert it.doc["answer"] not in prompt
-        assert build_prompt(d, it, got.fewshot) == prompt
+    assert D.build_prompts(d, got.items, got.fewshot) == prompts  # deterministic
+    # lm-eval's sampler: one generator advanced per document, so the draws differ between items;
+    # the first item's is what a fresh generator gives (build_prompt / select_fewshot alone)
+    draws = D.fewshot_draws(d, got.items, got.fewshot)
+    assert len({tuple(ex.id for ex in dr) for dr in draws}) > 10
     examples = D.select_fewshot(d, got.items[0], got.fewshot)
+    assert examples == draws[0] and prompts[0] == build_prompt(d, got.items[0], got.fewshot)
     assert len(examples) == 5 and all(ex.id.startswith("train/") for ex in examples)
+    fixed = with_prompt(d, fewshot_draw="fixed")
+    assert D.build_prompts(fixed, got.items, got.fewshot)[5] == build_prompt(d, got.items[5], got.fewshot)
+
+
+def test_chat_prompts_are_lm_eval_turns():
+    """With a chat template: a system message for the description, a user/assistant pair per
+    few-shot example, then the item's question; singleturn puts all but the system in one message."""
+    d = ds("mmlu")
+    got = load_items(d, samples=1, offline=True)
+    (msgs,) = D.build_prompts(d, got.items, got.fewshot, chat=True)
+    assert [m["role"] for m in msgs] == ["system"] + ["user", "assistant"] * 5 + ["user"]
+    assert msgs[0]["content"] == MMLU_ABSTRACT_ALGEBRA_0.split("\n\n")[0] + "\n\n"
+    assert [m["content"] for m in msgs[2:11:2]] == ["B", "B", "C", "A", "A"]
+    assert msgs[-1]["content"] == MMLU_ABSTRACT_ALGEBRA_0.split("\n\n")[-1]
+    # multiple choice under a chat template: the same messages, choices without the delimiter
+    assert choice_requests(d, got.items[0], msgs) == [(msgs, c) for c in "ABCD"]
+    single = with_prompt(d, chat_layout="singleturn")
+    (one,) = D.build_prompts(single, got.items, got.fewshot, chat=True)
+    assert one == [msgs[0], {"role": "user", "content": MMLU_ABSTRACT_ALGEBRA_0.split("\n\n", 1)[1]}]
+    plain = with_prompt(d, chat_layout="none")
+    assert D.build_prompts(plain, got.items, got.fewshot, chat=True) == [MMLU_ABSTRACT_ALGEBRA_0]
+    assert json.loads(D.prompt_text(msgs)) == msgs and D.prompt_text("x") == "x"
+
+
+@pytest.mark.parametrize("field,value", [("fewshot_draw", "shuffled"), ("chat_layout", "single")])
+def test_prompt_options_are_checked(field, value):
+    from specbench.registry import RegistryError, load_object
+
+    with pytest.raises((RegistryError, ValueError), match=field):
+        load_object({"template": "{{x}}", field: value}, PromptConfig, Path("prompt.yaml"))
 
 
 def test_fewshot_never_includes_the_item_itself():
@@ -208,6 +244,10 @@ def test_fewshot_never_includes_the_item_itself():
         chosen = D.select_fewshot(d, it, pool)
         assert len(chosen) == 5 and it.id not in {e.id for e in chosen}
         assert it.doc["answer"] not in build_prompt(d, it, pool)
+    for it, chosen, prompt in zip(got.items, D.fewshot_draws(d, got.items, pool), D.build_prompts(d, got.items, pool),
+                                  strict=True):
+        assert len(chosen) == 5 and it.id not in {e.id for e in chosen}
+        assert it.doc["answer"] not in prompt
 
 
 MMLU_ABSTRACT_ALGEBRA_0 = (

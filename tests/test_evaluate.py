@@ -77,6 +77,9 @@ def test_gsm8k_cell_is_a_complete_finished_run(store, gsm8k_plan, gsm8k_vllm):
     assert len(rows) == GSM8K_SAMPLES
     assert {"id", "prompt", "output", "extracted", "reference", "score.exact_match_flexible"} <= set(rows[0])
     assert all(r["output"] for r in rows)
+    # an instruct model gets lm-eval's chat layout: each few-shot example its own turn pair (as JSON here)
+    msgs = json.loads(rows[0]["prompt"])
+    assert [m["role"] for m in msgs] == ["user", "assistant"] * 5 + ["user"]
 
 
 def test_transformers_gives_the_same_greedy_outputs(store, registry, vllm_engine):

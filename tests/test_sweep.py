@@ -187,6 +187,68 @@ def test_pareto_front_keeps_only_non_dominated_points():
     assert [p[2] for p in sweep.pareto_front(pts)] == [4, 0, 1]
 
 
+# -- the accuracy guard cannot switch itself off ------------------------------------------------
+
+def _objective(name="guard"):
+    from types import SimpleNamespace
+
+    obj = object.__new__(sweep.Objective)
+    obj.spec = load_object({"name": "x", "engine": "transformers", "space": {"max_num_seqs": {"choices": [1, 2]}},
+                            "constraints": {"accuracy_tolerance": 0.1, "wait_reference_s": 0}},
+                           sweep.SweepSpec, Path("sweeps/x.yaml"))
+    obj.study_name, obj.ref_name = name, "balanced"
+    return obj, SimpleNamespace(set_tags=lambda d: None)
+
+
+def _measurement(ids, scores, digests=None):
+    return sweep.Measurement(output_tokens=10, generation_s=1.0, load_s=0.1, peak_rss_mb=100.0,
+                             accuracy=sum(scores) / len(scores), per_dataset={"gsm8k": sum(scores) / len(scores)},
+                             sample_scores=list(scores), output_digests=digests or ["d"] * len(scores),
+                             sample_ids=list(ids))
+
+
+def test_a_failed_or_missing_reference_stops_the_study_with_the_reason():
+    obj, _ = _objective()
+    empty = optuna.create_study(direction="maximize")
+    with pytest.raises(sweep.SweepStopped, match="study 'guard' has no reference trial"):
+        obj.check_reference(empty)
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({}, user_attrs={"role": "reference"})
+    ref = study.ask()
+    assert obj.check_reference(study) is None  # still running: later trials wait for it
+    with pytest.raises(sweep.SweepStopped, match="still not measured after 0 s"):
+        obj.reference(study)
+    ref.set_user_attr("error", "RuntimeError: Engine core initialization failed")
+    study.tell(ref, state=TrialState.FAIL)
+    with pytest.raises(sweep.SweepStopped, match=r"reference trial 0 of study 'guard' failed \(RuntimeError: Engine"):
+        obj.reference(study)
+
+
+def test_drift_needs_the_reference_items_in_the_reference_order():
+    obj, run = _objective()
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({}, user_attrs={"role": "reference"})
+    ref = study.ask()
+    ids = ["gsm8k:1", "gsm8k:2", "humaneval:HumanEval/0"]
+    for k, v in {"probe_accuracy": 2 / 3, "sample_scores": [1.0, 1.0, 0.0], "sample_ids": ids,
+                 "output_digests": ["a", "b", "c"], "role": "reference"}.items():
+        ref.set_user_attr(k, v)
+    study.tell(ref, 10.0)
+    trial = study.ask()
+    out = obj.drift(run, trial, "sampled", _measurement(ids, [1.0, 0.0, 0.0], ["a", "x", "c"]))
+    assert out["accuracy_drift"] == pytest.approx(-1 / 3) and out["flipped_samples"] == 1
+    assert out["changed_outputs"] == 1 and out["feasible"] == 0.0
+    with pytest.raises(sweep.SweepStopped, match=r"probe items are not the reference's \(item 0: gsm8k:2"):
+        obj.drift(run, study.ask(), "sampled", _measurement([ids[1], ids[0], ids[2]], [1.0, 1.0, 0.0]))
+    with pytest.raises(sweep.SweepStopped, match=r"2 vs 3 items"):
+        obj.drift(run, study.ask(), "sampled", _measurement(ids[:2], [1.0, 1.0]))
+    # A reference measured before ids were recorded: the same number of items, else stop.
+    legacy = {"probe_accuracy": 0.5, "sample_scores": [1.0, 0.0], "output_digests": ["a", "b"]}
+    obj.check_alignment(trial, legacy, _measurement(["x:1", "x:2"], [0.0, 0.0]))
+    with pytest.raises(sweep.SweepStopped, match="answered 3 probe items, the reference 2"):
+        obj.check_alignment(trial, legacy, _measurement(ids, [0.0, 0.0, 0.0]))
+
+
 # -- two workers, one study --------------------------------------------------------------------
 
 @pytest.mark.slow
@@ -309,3 +371,51 @@ def test_best_trial_becomes_the_tuned_preset_that_plan_cell_uses(vllm_sweep):
     if "kv_cache_space_gb" in best.params:
         assert plan.engine_params["kv_cache_memory_bytes"] == int(best.params["kv_cache_space_gb"] * GiB)
     assert digest(plan.config())  # a complete, hashable plan
+
+
+@pytest.mark.slow
+def test_a_reference_that_cannot_start_stops_the_sweep_and_fails_its_parent_run(tmp_path, monkeypatch, capsys):
+    """The reference preset asks vLLM for 4 TiB of KV cache: trial 0 FAILs, and rather than go on
+    with every later trial's drift unknown (throughput optimized unguarded), the sweep stops:
+    one line, exit 1, the parent run FAILED with the reason, no tuned preset."""
+    pytest.importorskip("vllm")
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf, ignore=shutil.ignore_patterns("tuned_*.yaml"))
+    (conf / "presets").mkdir(exist_ok=True)
+    write(conf / "presets" / "huge_kv.yaml", """\
+        presets:
+          huge_kv: {gpu_memory_utilization: 0.85, kv_cache_space_gb: 4096.0}
+        """)
+    spec = write(tmp_path / "badref.yaml", """\
+        engine: vllm
+        reference_preset: huge_kv
+        space:
+          max_num_seqs: {choices: [4, 8]}
+        probe: {datasets: [humaneval], samples: 2, max_new_tokens: 4, chunks: 1}
+        sampler: {warm_start: false}
+        budget: {n_trials: 3}
+        """)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    storage = f"journal:{tmp_path / 'optuna.journal'}"
+    code = cli.main(["--conf", str(conf), "sweep", "--model", "smollm2_135m", "--spec", str(spec), "--storage",
+                     storage, "--study", "badref", "--experiment", "test-sweep-badref"])
+    err = capsys.readouterr().err
+    stop = [line for line in err.splitlines() if "sweep stopped" in line]
+    assert code == 1 and len(stop) == 1, err[-3000:]
+    assert "reference trial 0 (preset huge_kv) failed" in stop[0] and "no preset written" in stop[0]
+    assert not (conf / "presets" / "tuned_smollm2_135m.yaml").exists()
+
+    study = optuna.load_study(study_name="badref", storage=sweep.make_storage(storage))
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.FAIL]  # nothing measured after it
+    assert "kv_cache_space_gb 4096 >" in trials[0].user_attrs["error"]
+    client = MlflowClient(uri)
+    parent = client.get_run(study.user_attrs["mlflow_parent_run_id"])
+    assert parent.info.status == "FAILED" and parent.data.tags["specbench.kind"] == "sweep"
+    assert parent.data.tags["specbench.error_type"] == "SweepStopped"
+    assert "reference trial 0 (preset huge_kv) failed" in parent.data.tags["specbench.error"]
+    ref_run = client.get_run(trials[0].user_attrs["mlflow_run_id"])
+    assert ref_run.info.status == "FAILED" and ref_run.data.tags["specbench.trial_role"] == "reference"
+    assert "trials.json" not in {a.path for a in client.list_artifacts(parent.info.run_id)}

@@ -3,8 +3,8 @@
 Everything here reads runs back through :mod:`specbench.tracking` (plain ``RunRecord`` data
 and an ``ArtifactReader`` for per-item tables) and never imports MLflow itself.
 
-- ``stats``: bootstrap intervals, McNemar's and the paired bootstrap test, Pareto fronts;
-- ``select``: which runs a comparison reads (``Selection``) and which run fills each cell;
+- ``stats``: bootstrap intervals, McNemar's and the paired bootstrap test, Benjamini-Hochberg, Pareto fronts;
+- ``select``: which runs a comparison reads (``Selection``) and which run fills each cell (most samples);
 - ``tables``: the long-form tables (metric matrix, deltas, efficiency, quantization, framework);
 - ``render``: those tables as display tables, CSV, Markdown and LaTeX;
 - ``figures``: heatmaps and Pareto plots;

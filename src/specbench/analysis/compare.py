@@ -1,7 +1,7 @@
 """A whole comparison: every table of a selection, written to files and logged as a run.
 
-:func:`build` selects the cell runs (select.py), keeps the latest finished run per model,
-dataset and preset, and computes per category the matrix, deltas, efficiency and
+:func:`build` selects the cell runs (select.py), keeps per model, dataset and preset the
+finished run on the most items (the newest of those), and computes per category the matrix, deltas, efficiency and
 quantization tables (tables.py) and, if asked, the framework matrix.  :func:`write` renders
 them (CSV, Markdown, LaTeX, PNG, summary.html, provenance.json); :func:`log_run` records
 the folder on a ``compare`` run and links it from the category runs the cells came from
@@ -93,10 +93,32 @@ def provenance(reader: tracking.ArtifactReader, cells: list[Cell]) -> dict[str, 
                      "status": c.status, "category": c.tag("category"), "engine": c.tag("engine"),
                      "git_commit": c.run.git_commit if c.run else "", "config_hash": c.tag("config_hash"),
                      "dataset_digest": c.tag("dataset_digest"), "main_metric": c.tag("main_metric"),
+                     "n_samples": c.n_samples,
                      "environment": list(envs).index(env_key) if env else None})
     return {"runs": runs, "run_environments": list(envs.values()),
             "generated_by": {"git_commit": tracking.git_commit(), "packages": tracking.package_versions(),
                              "tracking_uri": tracking.tracking_uri()}}
+
+
+def sample_warnings(comp: Comparison) -> list[str]:
+    """One line per table that compares cells evaluated on different numbers of items (the
+    tables mark them; the CLI prints these lines)."""
+    out = []
+    for v in comp.categories:
+        done = v.matrix[v.matrix.status == FINISHED]
+        for ds, g in done[done.mixed_samples].groupby("dataset", sort=False):
+            counts = ", ".join(f"{m} {int(n)}" for m, n in zip(g.model, g.n, strict=True))
+            out.append(f"{v.category}: {ds} compares cells on different numbers of items ({counts})")
+        for name, df, a, b in (("delta", v.deltas, "model", "baseline"), ("quantization", v.quantization,
+                                                                          "variant", "parent")):
+            for _, r in df[df.mixed_samples.astype(bool)].iterrows():
+                out.append(f"{v.category} {name}: {r[a]} ({_n(r[a + '_n'])}) vs {r[b]} ({_n(r[b + '_n'])}) "
+                           f"on {r.dataset}: paired on {int(r.n_paired)} items")
+    return out
+
+
+def _n(v: float) -> str:
+    return "?" if pd.isna(v) else f"{int(v)} items"
 
 
 def write(comp: Comparison, out_dir: Path, *, scale: float = 100.0, decimals: int = 1) -> list[Path]:
@@ -135,6 +157,7 @@ def log_run(comp: Comparison, out_dir: Path, experiment: str | None = None) -> s
         for v in comp.categories:
             for status, n in v.matrix.status.value_counts().items():
                 counts[f"cells_{status}"] = counts.get(f"cells_{status}", 0.0) + float(n)
+            counts["cells_mixed_samples"] = counts.get("cells_mixed_samples", 0.0) + float(v.matrix.mixed_samples.sum())
         run.log_metrics(counts)
         run.log_artifacts(str(out_dir))
         run_id = run.run_id
@@ -144,4 +167,4 @@ def log_run(comp: Comparison, out_dir: Path, experiment: str | None = None) -> s
 
 
 __all__ = ["COMPARE_LINK", "COMPARE_LINK_TAG", "CategoryViews", "Comparison", "build", "log_run", "provenance",
-           "write"]
+           "sample_warnings", "write"]

@@ -17,10 +17,15 @@ import pandas as pd
 from specbench.analysis import stats
 
 DASH = "—"
+MIXED = "†"  # a cell compared with others that were evaluated on a different number of items
 MARKS = {"missing": DASH, "failed": "failed", "running": "running"}
-SIG_NOTE = ("* p<0.05, ** p<0.01, *** p<0.001: McNemar's exact test on paired right/wrong items, "
-            "paired bootstrap for other scores; brackets: 95% bootstrap interval")
-TEXT_COLUMNS = {"model", "role", "baseline", "primary task"}
+SIG_NOTE = ("* q<0.05, ** q<0.01, *** q<0.001: p-values adjusted for the false discovery rate "
+            "(Benjamini-Hochberg over all paired tests of the matrix: every model, baseline and dataset) of "
+            "McNemar's exact test on paired "
+            "right/wrong items, paired bootstrap for other scores; brackets: 95% bootstrap interval")
+MIXED_NOTE = (MIXED + " sample counts differ: cells compared here were evaluated on different numbers of items "
+              "(column samples; a smoke run beside a full one?), so their intervals and tests are not like for like")
+TEXT_COLUMNS = {"model", "role", "baseline", "primary task", "samples"}
 
 
 # -- numbers to text ------------------------------------------------------------------
@@ -48,11 +53,21 @@ def wide(df: pd.DataFrame, values: str, *, index: str = "label", columns: str = 
     return out.loc[list(dict.fromkeys(df[index])), list(dict.fromkeys(df[columns]))]
 
 
+def _mixed(r: pd.Series) -> str:
+    return MIXED if bool(r.get("mixed_samples", False)) else ""
+
+
+def adjusted_p(r: pd.Series) -> float:
+    """The p-value significance marks use: the table's adjusted one (a bare p only in tables
+    made without adjustment)."""
+    return r.p_adjusted if "p_adjusted" in r.index else r.p_value
+
+
 def matrix_text(r: pd.Series, scale: float = 100.0, decimals: int = 1, ci: bool = True) -> str:
     """One cell of the metric matrix: 'value [low, high]', or its status mark."""
     if r.status != "finished":
         return MARKS.get(r.status, r.status)
-    out = num(r.value, scale, decimals)
+    out = num(r.value, scale, decimals) + _mixed(r)
     if ci and np.isfinite(r.ci_low):
         out += f" [{num(r.ci_low, scale, decimals)}, {num(r.ci_high, scale, decimals)}]"
     return out
@@ -62,7 +77,7 @@ def delta_text(r: pd.Series, scale: float = 100.0, decimals: int = 1, ci: bool =
     """One paired difference: '+d** [low, high]', or the status mark when it is not finished."""
     if r.status != "finished":
         return MARKS.get(r.status, r.status)
-    out = num(r.delta, scale, decimals, sign=True) + stats.stars(r.p_value)
+    out = num(r.delta, scale, decimals, sign=True) + stats.stars(adjusted_p(r)) + _mixed(r)
     if ci and np.isfinite(r.ci_low):
         out += f" [{num(r.ci_low, scale, decimals, True)}, {num(r.ci_high, scale, decimals, True)}]"
     return out
@@ -85,15 +100,53 @@ def matrix_display(matrix: pd.DataFrame, *, scale: float = 100.0, decimals: int 
     out = wide(df, "text")
     roles = df.drop_duplicates("label").set_index("label").role
     out.insert(0, "role", roles.loc[out.index])
+    if is_mixed(matrix):
+        done = df[df.status == "finished"]
+        out["samples"] = [_counts(done[done.label == lab].n) for lab in out.index]
     out.index.name = "model"
     return out.reset_index()
 
 
 def delta_display(deltas: pd.DataFrame, *, scale: float = 100.0, decimals: int = 1, ci: bool = True) -> pd.DataFrame:
-    """One baseline: specialists x datasets, '+d** [low, high]' per cell."""
-    out = wide(deltas.assign(text=[delta_text(r, scale, decimals, ci) for _, r in deltas.iterrows()]), "text")
+    """One baseline: specialists x datasets, '+d** [low, high]' per cell (marks from the
+    adjusted p-values); a ``samples`` column (model vs baseline items) when counts differ."""
+    df = deltas.assign(label=label_rows(deltas) if len(deltas) else [],
+                       text=[delta_text(r, scale, decimals, ci) for _, r in deltas.iterrows()])
+    out = wide(df, "text")
+    if is_mixed(deltas):
+        out["samples"] = [_pairs(df[df.label == lab], "model_n", "baseline_n") for lab in out.index]
     out.index.name = "model"
     return out.reset_index()
+
+
+def is_mixed(df: pd.DataFrame) -> bool:
+    """Whether a long table compares cells evaluated on different numbers of items."""
+    return "mixed_samples" in df and bool(df.mixed_samples.fillna(False).astype(bool).any())
+
+
+def samples_note(*frames: pd.DataFrame) -> str:
+    """The note a rendered table gets when it compares cells on different numbers of items."""
+    return MIXED_NOTE if any(is_mixed(f) for f in frames) else ""
+
+
+def join_notes(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
+def _count_text(v: float) -> str:
+    return DASH if v is None or not np.isfinite(v) or not v else str(int(v))
+
+
+def _counts(values: pd.Series) -> str:
+    """A row's distinct sample counts, smallest first ('4 / 50')."""
+    return " / ".join(_count_text(v) for v in sorted({float(v) for v in values if np.isfinite(v) and v}))
+
+
+def _pairs(rows: pd.DataFrame, a: str, b: str) -> str:
+    """A row's distinct 'a vs b' sample counts of the finished comparisons."""
+    done = rows[rows.status == "finished"]
+    return ", ".join(dict.fromkeys(f"{_count_text(x)} vs {_count_text(y)}" for x, y in zip(done[a], done[b],
+                                                                                           strict=True)))
 
 
 def efficiency_display(eff: pd.DataFrame, *, scale: float = 100.0, decimals: int = 1) -> pd.DataFrame:
@@ -129,10 +182,11 @@ def quantization_display(q: pd.DataFrame, *, scale: float = 100.0, decimals: int
         "parent score": [num(v, scale, decimals) for v in q.parent_value],
         "delta": [delta_text(r, scale, decimals) for _, r in q.iterrows()],
         "p": ["" if not np.isfinite(p) else f"{p:.3g}" for p in q.p_value],
+        "q (BH)": ["" if not np.isfinite(p) else f"{p:.3g}" for p in q.p_adjusted],
         "size": [ratio(v, False) for v in q.size_ratio],
         "memory": [ratio(v, s) for v, s in zip(q.memory_ratio, q.simulated, strict=True)],
         "output tok/s": [ratio(v, s) for v, s in zip(q.throughput_ratio, q.simulated, strict=True)],
-    })
+    } | ({"samples": [_pairs(q.iloc[[i]], "variant_n", "parent_n") for i in range(len(q))]} if is_mixed(q) else {}))
 
 
 def framework_display(fw: pd.DataFrame, *, scale: float = 100.0, decimals: int = 1) -> pd.DataFrame:
@@ -173,14 +227,15 @@ def to_latex(df: pd.DataFrame, caption: str = "", label: str = "", note: str = "
                        position_float="centering" if caption or label else None,
                        column_format="".join("l" if i == 0 or c in TEXT_COLUMNS else "r"
                                              for i, c in enumerate(df.columns)))
-    tex = tex.replace(DASH, "---")
+    tex = tex.replace(DASH, "---").replace(MIXED, "$^\\dagger$")
     if note:
         tex = tex.replace("\\end{tabular}\n", "\\end{tabular}\n\\par\\footnotesize " + latex_escape(note) + "\n", 1)
     return tex
 
 
 _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-          "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"$<$", ">": r"$>$", DASH: "---"}
+          "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"$<$", ">": r"$>$", DASH: "---",
+          MIXED: r"$^\dagger$"}
 
 
 def latex_escape(text: str) -> str:
@@ -204,6 +259,7 @@ def write_table(df: pd.DataFrame, long: pd.DataFrame | None, stem: Path, *, capt
     return paths + [md, tex]
 
 
-__all__ = ["DASH", "MARKS", "SIG_NOTE", "TEXT_COLUMNS", "delta_display", "delta_text", "efficiency_display",
-           "framework_display", "framework_text", "label_rows", "latex_escape", "matrix_display", "matrix_text", "num",
-           "quantization_display", "to_csv", "to_latex", "to_markdown", "wide", "with_suffix", "write_table"]
+__all__ = ["DASH", "MARKS", "MIXED", "MIXED_NOTE", "SIG_NOTE", "TEXT_COLUMNS", "adjusted_p", "delta_display",
+           "delta_text", "efficiency_display", "framework_display", "framework_text", "is_mixed", "join_notes",
+           "label_rows", "latex_escape", "matrix_display", "matrix_text", "num", "quantization_display",
+           "samples_note", "to_csv", "to_latex", "to_markdown", "wide", "with_suffix", "write_table"]

@@ -2,7 +2,8 @@
 
 A report file names its tables (which categories, models, datasets, metric, rounding,
 captions; the schema is ``registry.reports``); ``specbench report`` rebuilds each from the
-latest finished runs with the comparison tables, writes CSV (every number), Markdown and
+runs the comparison picks (the finished run on the most items per cell, ``select.pick_cells``)
+with the comparison tables, writes CSV (every number), Markdown and
 LaTeX (booktabs) per table plus ``provenance.json`` beside them (run ids, git commits,
 config hashes, dataset digests, package versions).  Nothing in the output depends on the
 time or the order runs come back in, so the same runs give byte-identical files; a cell
@@ -127,15 +128,17 @@ def build(reg: Registry, cfg: ReportConfig, reader: tracking.ArtifactReader | No
             long = tables.quantization_table(reg, reader, cells, t.category, seed=cfg.seed, **kw)
             display = render.quantization_display(long, scale=t.scale, decimals=t.decimals)
             ids = list(long.run_id) + list(long.parent_run_id)
-            note = render.SIG_NOTE
+            note = render.join_notes(render.SIG_NOTE, render.samples_note(long))
         elif t.kind == TableKind.delta:
             long = tables.delta_matrix(reg, reader, cells, t.category, baselines=[t.baseline] if t.baseline else None,
                                        seed=cfg.seed, **kw)
             display = pd.concat([render.delta_display(g, scale=t.scale, decimals=t.decimals, ci=t.ci).assign(
                 baseline=b) for b, g in long.groupby("baseline", sort=False)], ignore_index=True)
             display = display[["model", "baseline", *[c for c in display.columns if c not in ("model", "baseline")]]]
+            if "samples" in display:  # only the baselines compared on other sample counts have it
+                display["samples"] = display["samples"].fillna("")
             ids = list(long.run_id) + list(long.baseline_run_id)
-            note = render.SIG_NOTE
+            note = render.join_notes(render.SIG_NOTE, render.samples_note(long))
         else:
             long = inputs.matrix(t, **kw)
             ids = list(long.run_id)
@@ -144,6 +147,7 @@ def build(reg: Registry, cfg: ReportConfig, reader: tracking.ArtifactReader | No
                 display = render.efficiency_display(long, scale=t.scale, decimals=t.decimals)
             else:
                 display = render.matrix_display(long, scale=t.scale, decimals=t.decimals, ci=t.ci)
+                note = render.samples_note(long)
         for c in cells.values():
             if c.run_id in ids:
                 used[c.run_id] = c

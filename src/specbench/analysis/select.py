@@ -1,8 +1,11 @@
 """Which runs a comparison reads, and which run fills each cell of its tables.
 
 A :class:`Selection` narrows the cell runs of one experiment (by category, parent run and
-tags); per model, dataset and preset the latest finished run wins (:func:`latest_cells`),
-else the latest run of any status, so a cell that only failed shows as failed.  Rows and
+tags); per model, dataset and preset :func:`pick_cells` takes the finished run with the most
+samples, never merely the latest (a 4-item smoke run after a full run must not replace it
+in a matrix), and among runs on as many items the newest, whose config hash is the cell's
+current configuration; a cell without a finished run shows its latest run of any status, so
+a cell that only failed shows as failed.  Rows and
 columns come from the registry (the category's specialists, baselines and primary
 datasets) plus whatever else has runs, so a declared cell without a run is a
 ``missing`` :class:`Cell`, never left out.
@@ -13,6 +16,7 @@ carried the ``specbench.`` prefix, and cells that had no kind tag, read the same
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from specbench import tracking
@@ -64,6 +68,32 @@ class Cell:
         """A normalized tag of the cell's run ('' without a run)."""
         return self.run.tags.get(name, "") if self.run else ""
 
+    @property
+    def n_samples(self) -> int | None:
+        """How many items the cell's run evaluated (None: it does not say)."""
+        n = sample_count(self.run) if self.run else None
+        return int(n) if n is not None and math.isfinite(n) else None
+
+
+def sample_count(run: tracking.RunRecord) -> float | None:
+    """Items a run evaluated: its ``n_samples`` metric, else its ``samples`` param (a number;
+    ``all`` ranks above any number); None when the run says neither (older runs)."""
+    n = run.metrics.get("n_samples")
+    if n is not None and math.isfinite(n):
+        return float(n)
+    asked = str(run.params.get("samples", "")).strip()
+    if asked.isdigit():
+        return float(asked)
+    return math.inf if asked == "all" else None
+
+
+def _rank(run: tracking.RunRecord) -> tuple[bool, float, int]:
+    """Which run fills a cell: finished first, then the most samples, then the newest (runs
+    that did not finish: the newest only)."""
+    finished = run.status == "FINISHED"
+    n = sample_count(run) if finished else None
+    return finished, -1.0 if n is None else n, run.start_time
+
 
 # -- reading the runs ---------------------------------------------------------------------
 
@@ -83,21 +113,31 @@ def cell_runs(sel: Selection) -> list[tracking.RunRecord]:
     return [r for r in runs if r.kind == "cell"]
 
 
-def latest_cells(runs: list[tracking.RunRecord]) -> Cells:
-    """Per model, dataset and preset: the latest FINISHED run, else the latest run of any
-    status (so a cell that only failed shows as failed, not as missing)."""
+def pick_cells(runs: list[tracking.RunRecord]) -> Cells:
+    """Per model, dataset and preset the run that fills the cell:
+
+    1. a FINISHED run if there is one (else the latest run of any status, so a cell that only
+       failed shows as failed, not as missing);
+    2. among finished runs, the one on the most items (``n_samples``, else the ``samples``
+       param): a later smoke run on 4 items never replaces a full run;
+    3. among runs on as many items, the newest; its config hash (tag ``config_hash``) is the
+       cell's current configuration, and an older run of another configuration is not used.
+    """
     best: dict[CellKey, tracking.RunRecord] = {}
     for run in runs:
         key = (run.tags["model"], run.tags["dataset"], run.tags.get("preset", ""))
         old = best.get(key)
-        if old is None or (run.status == "FINISHED", run.start_time) > (old.status == "FINISHED", old.start_time):
+        if old is None or _rank(run) > _rank(old):
             best[key] = run
     return {k: Cell(*k, status=_STATUS.get(r.status, FAILED), run=r) for k, r in best.items()}
 
 
+latest_cells = pick_cells  # the former name (it picked the latest run; it no longer does)
+
+
 def select_cells(sel: Selection) -> Cells:
-    """The cells of a selection: :func:`cell_runs`, latest per model x dataset x preset."""
-    return latest_cells(cell_runs(sel))
+    """The cells of a selection: :func:`cell_runs`, one per model x dataset x preset (:func:`pick_cells`)."""
+    return pick_cells(cell_runs(sel))
 
 
 def selection_category(sel: Selection) -> str | None:
@@ -149,15 +189,26 @@ def cell_at(cells: Cells, model: str, dataset: str, preset: str) -> Cell:
 
 
 def best_any_preset(reg: Registry, cells: Cells, model: str, dataset: str) -> Cell:
-    """The model's cell on a dataset under any preset: finished first, then the model's own
-    registry preset, then the latest."""
+    """The model's cell on a dataset under any preset: finished first, then the most samples
+    (as :func:`pick_cells`), then the model's own registry preset, then the latest."""
     cands = [c for (m, d, _), c in cells.items() if m == model and d == dataset]
     if not cands:
         return Cell(model, dataset, "", MISSING)
     own = reg.models[model].preset if model in reg.models else None
-    return max(cands, key=lambda c: (c.status == FINISHED, c.preset == own, c.run.start_time if c.run else 0))
+
+    def rank(c: Cell) -> tuple[bool, float, bool, int]:
+        finished, n, start = _rank(c.run) if c.run else (False, -1.0, 0)
+        return c.status == FINISHED and finished, n, c.preset == own, start
+
+    return max(cands, key=rank)
+
+
+def mixed_counts(counts: list[int | None]) -> bool:
+    """True when cells compared with each other were evaluated on different numbers of items."""
+    known = {n for n in counts if n is not None}
+    return len(known) > 1
 
 
 __all__ = ["FAILED", "FINISHED", "MISSING", "RUNNING", "Cell", "CellKey", "Cells", "Selection", "best_any_preset",
-           "cell_at", "cell_runs", "datasets_of", "experiment_ids", "latest_cells", "main_metric", "rows_of",
-           "select_cells", "selection_category"]
+           "cell_at", "cell_runs", "datasets_of", "experiment_ids", "latest_cells", "main_metric", "mixed_counts",
+           "pick_cells", "rows_of", "sample_count", "select_cells", "selection_category"]

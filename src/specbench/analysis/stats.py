@@ -3,8 +3,10 @@
 Everything here is a thin layer over SciPy so the numbers are the textbook ones:
 ``scipy.stats.bootstrap`` for intervals (seeded, so a report regenerates byte for byte),
 ``scipy.stats.binomtest`` for McNemar's exact test, ``scipy.stats.chi2`` for its
-continuity-corrected form.  Paired tests take two score vectors already aligned by item
-id (see ``analysis.tables.pair_scores``); NaN never enters them.  ``SEED`` is the report
+continuity-corrected form, ``scipy.stats.false_discovery_control`` for the Benjamini-Hochberg
+adjustment of a table's p-values (its significance marks are on the adjusted values).
+Paired tests take two score vectors already aligned by item id (see
+``analysis.tables.pair_scores``); NaN never enters them.  ``SEED`` is the report
 schema's default seed (one definition, in ``registry.reports``).
 """
 
@@ -142,8 +144,27 @@ def paired_test(a: np.ndarray | list[float], b: np.ndarray | list[float], confid
     return boot
 
 
+def adjust_pvalues(p_values: np.ndarray | list[float]) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (``scipy.stats.false_discovery_control``).
+
+    A delta matrix runs one paired test per specialist x baseline x dataset; at p<0.05 each,
+    one table of twenty tests shows a "significant" difference by chance alone.  Marking the
+    adjusted values (q-values) instead bounds the expected share of false discoveries among
+    the marked cells at the level (5% for ``*``).  BH rather than Holm/Bonferroni: the tests
+    share items and models (positively dependent, where BH holds) and a comparison wants the
+    discoveries, not a guarantee that none is false.  NaN (no test) stays NaN and is not
+    counted as a test.
+    """
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = stats.false_discovery_control(np.clip(p[ok], 0.0, 1.0), method="bh")
+    return out
+
+
 def stars(p: float | None) -> str:
-    """Significance marks used in every table and heatmap."""
+    """Significance marks used in every table and heatmap (given adjusted p-values there)."""
     if p is None or not np.isfinite(p):
         return ""
     return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""

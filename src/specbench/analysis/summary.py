@@ -19,14 +19,17 @@ from specbench.analysis.figures import heatmap, pareto_plot
 from specbench.analysis.render import (
     DASH,
     SIG_NOTE,
+    adjusted_p,
     delta_display,
     delta_text,
     efficiency_display,
     framework_display,
     framework_text,
+    join_notes,
     matrix_display,
     matrix_text,
     quantization_display,
+    samples_note,
     wide,
     with_suffix,
     write_table,
@@ -60,22 +63,26 @@ def category_sections(cat: str, matrix: pd.DataFrame, deltas: pd.DataFrame, eff:
     disp = matrix_display(matrix, scale=scale, decimals=decimals)
     metrics = ", ".join(sorted(set(matrix.metric)))
     cap = f"{cat}: main metric ({metrics}) per model and dataset, %, with 95% bootstrap intervals"
-    files += write_table(disp, matrix, out_dir / f"{cat}.matrix", caption=cap, label=f"tab:{cat}-matrix")
+    note = samples_note(matrix)
+    files += write_table(disp, matrix, out_dir / f"{cat}.matrix", caption=cap, label=f"tab:{cat}-matrix", note=note)
     vals, text = heat_frames(matrix, "value", [matrix_text(r, scale, decimals) for _, r in matrix.iterrows()], scale)
     files.append(heatmap(vals, text, cap, out_dir / f"{cat}.matrix.png", colorbar="main metric (%)",
-                         note="grey: " + DASH + " missing, failed or running"))
-    sections.append(Section(f"{cat}: models x datasets", disp, [files[-1]], cap))
+                         note=join_notes("grey: " + DASH + " missing, failed or running", note)))
+    sections.append(Section(f"{cat}: models x datasets", disp, [files[-1]], join_notes(cap, note)))
+    # The delta tables of all baselines are one family of tests: the adjustment is over all of them.
     for base, grp in deltas.groupby("baseline", sort=False):
         d = delta_display(grp, scale=scale, decimals=decimals)
         cap = f"{cat}: specialist minus {base} (points), paired by item"
         stem = out_dir / f"{cat}.delta_vs_{base}"
-        files += write_table(d, grp, stem, caption=cap, label=f"tab:{cat}-delta-{base}", note=SIG_NOTE)
+        note = join_notes(SIG_NOTE, samples_note(grp))
+        files += write_table(d, grp, stem, caption=cap, label=f"tab:{cat}-delta-{base}", note=note)
         vals, text = heat_frames(grp, "delta", [
-            delta_text(r, scale, decimals, ci=False) + ("" if not np.isfinite(r.p_value) else f"\np={r.p_value:.3g}")
+            delta_text(r, scale, decimals, ci=False) + ("" if not np.isfinite(adjusted_p(r))
+                                                        else f"\nq={adjusted_p(r):.3g}")
             for _, r in grp.iterrows()], scale)
         files.append(heatmap(vals, text, cap, with_suffix(stem, ".png"), diverging=True, colorbar="delta (points)",
-                             note=SIG_NOTE))
-        sections.append(Section(f"{cat}: specialists vs {base}", d, [files[-1]], cap + ". " + SIG_NOTE))
+                             note=note))
+        sections.append(Section(f"{cat}: specialists vs {base}", d, [files[-1]], cap + ". " + note))
     e = efficiency_display(eff, scale=scale, decimals=decimals)
     common = eff.accuracy_datasets.iloc[0] if len(eff) else ""
     cap = (f"{cat}: accuracy (mean main metric over the datasets every model finished: {common or 'none'}) "
@@ -92,8 +99,9 @@ def category_sections(cat: str, matrix: pd.DataFrame, deltas: pd.DataFrame, eff:
         d = quantization_display(quant, scale=scale, decimals=decimals)
         cap = (f"{cat}: quantized variants minus their full-precision parents (points), paired by item; "
                "size, memory and throughput as variant/parent ratios")
-        note = SIG_NOTE + ("; simulated: int4 weights unpacked to floats on a machine without AWQ kernels, "
-                           "so accuracy is the quantized model's but memory and speed are not")
+        note = join_notes(SIG_NOTE + ("; simulated: int4 weights unpacked to floats on a machine without AWQ "
+                                      "kernels, so accuracy is the quantized model's but memory and speed are not"),
+                          samples_note(quant))
         files += write_table(d, quant, out_dir / f"{cat}.quantization", caption=cap, label=f"tab:{cat}-quantization",
                              note=note)
         sections.append(Section(f"{cat}: quantized vs full precision", d, [], cap + ". " + note))

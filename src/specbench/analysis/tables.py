@@ -3,14 +3,17 @@
 - :func:`metric_matrix`: models x datasets of the main metric with a bootstrap interval over
   the run's per-item scores (its ``samples.json``);
 - :func:`delta_matrix`: specialist minus each declared baseline, paired by item id, with
-  McNemar's exact test for right/wrong scores and the paired bootstrap otherwise;
+  McNemar's exact test for right/wrong scores and the paired bootstrap otherwise, and the
+  table's p-values adjusted for the false discovery rate (Benjamini-Hochberg, ``p_adjusted``);
 - :func:`efficiency_table`: accuracy against output tokens/s and peak memory (Pareto fronts)
   and accuracy per billion parameters;
 - :func:`quantization_table`: each quantized variant against its full-precision parent
   (paired delta and test, size, memory and throughput ratios);
 - :func:`framework_matrix`: conf/framework.yaml's primary task x role matrix.
 
-Every rendering (render.py, figures.py) is made from these, and the CSVs are these.
+Cells compared with each other on different numbers of items (a smoke run beside a full
+one) are flagged (``mixed_samples``).  Every rendering (render.py, figures.py) is made from
+these, and the CSVs are these.
 """
 
 from __future__ import annotations
@@ -33,21 +36,22 @@ from specbench.analysis.select import (
     cell_at,
     datasets_of,
     main_metric,
+    mixed_counts,
     rows_of,
 )
 from specbench.registry import Registry
 
 MATRIX_COLUMNS = ["category", "model", "preset", "role", "dataset", "metric", "status", "value", "ci_low", "ci_high",
-                  "n", "ci_method", "run_id"]
+                  "n", "mixed_samples", "ci_method", "run_id"]
 DELTA_COLUMNS = ["category", "model", "preset", "baseline", "baseline_preset", "dataset", "metric", "status",
-                 "delta", "ci_low", "ci_high", "p_value", "test", "n_paired", "b", "c", "model_value",
-                 "baseline_value", "run_id", "baseline_run_id"]
+                 "delta", "ci_low", "ci_high", "p_value", "p_adjusted", "test", "n_paired", "b", "c", "model_n",
+                 "baseline_n", "mixed_samples", "model_value", "baseline_value", "run_id", "baseline_run_id"]
 EFFICIENCY_COLUMNS = ["model", "preset", "role", "accuracy", "accuracy_datasets", "datasets_finished",
                       "output_tokens_per_s", "memory_mb", "memory_metric", "parameters_b", "accuracy_per_b"]
 QUANT_COLUMNS = ["category", "variant", "parent", "preset", "parent_preset", "dataset", "metric", "status",
-                 "simulated", "variant_value", "parent_value", "delta", "ci_low", "ci_high", "p_value", "test",
-                 "n_paired", "b", "c", "size_ratio", "memory_ratio", "memory_metric", "throughput_ratio", "run_id",
-                 "parent_run_id"]
+                 "simulated", "variant_value", "parent_value", "delta", "ci_low", "ci_high", "p_value", "p_adjusted",
+                 "test", "n_paired", "b", "c", "variant_n", "parent_n", "mixed_samples", "size_ratio", "memory_ratio",
+                 "memory_metric", "throughput_ratio", "run_id", "parent_run_id"]
 MEMORY_METRICS = ("gpu_peak_mb", "gpu_used_mb", "peak_rss_mb")  # first present wins: GPU when there is one
 
 
@@ -88,7 +92,13 @@ def metric_matrix(reg: Registry, reader: tracking.ArtifactReader, cells: Cells, 
                            n=int(c.metric("n_samples")) if np.isfinite(c.metric("n_samples")) else 0,
                            ci_method="stderr" if np.isfinite(se) else "")
             out.append(row)
-    return pd.DataFrame(out, columns=MATRIX_COLUMNS)
+    df = pd.DataFrame(out, columns=MATRIX_COLUMNS)
+    # Cells of one dataset column are compared with each other: flag them all when their runs
+    # were evaluated on different numbers of items (a smoke run beside a full one).
+    done = df[df.status == FINISHED]
+    mixed = {ds for ds, g in done.groupby("dataset", sort=False) if mixed_counts([int(n) or None for n in g.n])}
+    df["mixed_samples"] = (df.status == FINISHED) & df.dataset.isin(mixed)
+    return df
 
 
 def pair_scores(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -101,7 +111,8 @@ def paired(reader: tracking.ArtifactReader, a: Cell, b: Cell, metric: str, seed:
     """Cell a minus cell b on the items both answered: status, delta, its interval, the paired
     test (McNemar for right/wrong scores, else the paired bootstrap) and McNemar's counts."""
     out: dict[str, Any] = {"status": FINISHED, "delta": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-                           "p_value": np.nan, "test": "", "n_paired": 0, "b": np.nan, "c": np.nan}
+                           "p_value": np.nan, "test": "", "n_paired": 0, "b": np.nan, "c": np.nan,
+                           "mixed_samples": False}
     if a.status != FINISHED or b.status != FINISHED:
         out["status"] = next(st for st in (FAILED, RUNNING, MISSING) if st in (a.status, b.status))
         return out
@@ -109,6 +120,7 @@ def paired(reader: tracking.ArtifactReader, a: Cell, b: Cell, metric: str, seed:
     if sa is None or sb is None:
         return out | {"status": MISSING, "test": "no per-item scores"}
     x, y, ids = pair_scores(sa, sb)
+    out["mixed_samples"] = mixed_counts([a.n_samples, b.n_samples])
     res = stats.paired_test(x, y, seed=seed)
     out.update(delta=res.delta, ci_low=res.low, ci_high=res.high, p_value=res.p_value, test=res.test,
                n_paired=res.n, b=res.b if res.b is not None else np.nan, c=res.c if res.c is not None else np.nan)
@@ -137,8 +149,20 @@ def delta_matrix(reg: Registry, reader: tracking.ArtifactReader, cells: Cells, c
                         "category": category, "model": model, "preset": preset, "baseline": base,
                         "baseline_preset": bpreset, "dataset": ds, "metric": m, "model_value": s.metric(m),
                         "baseline_value": g.metric(m), "run_id": s.run_id, "baseline_run_id": g.run_id,
-                        **paired(reader, s, g, m, seed)})
-    return pd.DataFrame(out, columns=DELTA_COLUMNS)
+                        "model_n": _count(s), "baseline_n": _count(g), **paired(reader, s, g, m, seed)})
+    return with_fdr(pd.DataFrame(out, columns=DELTA_COLUMNS))
+
+
+def _count(c: Cell) -> float:
+    """Items a finished cell was evaluated on (NaN: not finished, or its run does not say)."""
+    return float(c.n_samples) if c.status == FINISHED and c.n_samples is not None else np.nan
+
+
+def with_fdr(df: pd.DataFrame) -> pd.DataFrame:
+    """``p_adjusted``: Benjamini-Hochberg over every p-value of the table (one family: all its
+    specialists, baselines and datasets), which the significance marks use."""
+    df["p_adjusted"] = stats.adjust_pvalues(df.p_value.to_numpy(dtype=float)) if len(df) else []
+    return df
 
 
 def _memory(cells: list[Cell]) -> tuple[list[float], str]:
@@ -221,8 +245,9 @@ def quantization_table(reg: Registry, reader: tracking.ArtifactReader, cells: Ce
                     "variant_value": v.metric(m), "parent_value": p.metric(m), "size_ratio": size_ratio(reg, variant),
                     "memory_ratio": np.nan if simulated else mem, "memory_metric": "" if simulated else mem_name,
                     "throughput_ratio": np.nan if simulated else tps, "run_id": v.run_id,
-                    "parent_run_id": p.run_id, **paired(reader, v, p, m, seed)})
-    return pd.DataFrame(out, columns=QUANT_COLUMNS)
+                    "parent_run_id": p.run_id, "variant_n": _count(v), "parent_n": _count(p),
+                    **paired(reader, v, p, m, seed)})
+    return with_fdr(pd.DataFrame(out, columns=QUANT_COLUMNS))
 
 
 def framework_matrix(reg: Registry, cells: Cells, metric: str | None = None) -> pd.DataFrame:
@@ -255,4 +280,4 @@ def framework_matrix(reg: Registry, cells: Cells, metric: str | None = None) -> 
 
 __all__ = ["DELTA_COLUMNS", "EFFICIENCY_COLUMNS", "MATRIX_COLUMNS", "MEMORY_METRICS", "QUANT_COLUMNS",
            "delta_matrix", "efficiency_table", "framework_matrix", "metric_matrix", "pair_scores", "paired",
-           "quantization_table", "scores"]
+           "quantization_table", "scores", "with_fdr"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from specbench.cli.common import UsageError, blank_is_none, boolean, emit, out, tags_arg
+from specbench.cli.common import UsageError, blank_is_none, boolean, emit, err, out, tags_arg
 from specbench.registry import Registry
 
 
@@ -30,8 +30,12 @@ def cmd_compare(reg: Registry, args: argparse.Namespace) -> int:
         if args.output or args.log:  # figures only where they are kept
             compare.write(comp, out_dir)
         run_id = compare.log_run(comp, out_dir, args.experiment) if args.log else None
+        warnings = compare.sample_warnings(comp)
+        for line in warnings:  # the tables mark these cells; say it where it cannot be missed
+            err.print(f"[yellow]warning[/yellow]: {line}", highlight=False, soft_wrap=True)
         if args.format == "json":
             print(json.dumps({"run_id": run_id, "output": str(out_dir) if args.output else None,
+                              "warnings": warnings,
                               "categories": {v.category: {"matrix": v.matrix.to_dict("records"),
                                                           "deltas": v.deltas.to_dict("records"),
                                                           "efficiency": v.efficiency.to_dict("records"),
@@ -41,11 +45,12 @@ def cmd_compare(reg: Registry, args: argparse.Namespace) -> int:
                              indent=2, default=str))
             return 0
     for v in comp.categories:
-        emit(render.matrix_display(v.matrix).to_dict("records"), ["model", "role", *dict.fromkeys(v.matrix.dataset)],
-              "table", f"{v.category}: main metric, % [95% CI]")
+        d = render.matrix_display(v.matrix)
+        emit(d.to_dict("records"), list(d.columns), "table", f"{v.category}: main metric, % [95% CI]")
         for base, grp in v.deltas.groupby("baseline", sort=False):
-            emit(render.delta_display(grp).to_dict("records"), ["model", *dict.fromkeys(grp.dataset)],
-                  "table", f"{v.category}: specialist - {base}, points")
+            d = render.delta_display(grp)
+            emit(d.to_dict("records"), list(d.columns), "table",
+                 f"{v.category}: specialist - {base}, points (* q<0.05, Benjamini-Hochberg over the table)")
         if len(v.quantization):
             d = render.quantization_display(v.quantization)
             emit(d.to_dict("records"), list(d.columns), "table", f"{v.category}: quantized - parent, points")

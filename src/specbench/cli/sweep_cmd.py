@@ -29,6 +29,10 @@ def cmd_sweep(reg: Registry, args: argparse.Namespace) -> int:
                                  experiment=args.experiment, write_preset=not args.no_preset, on_trial=show)
     except CellUnavailable as exc:
         raise UsageError(f"cannot sweep {args.model}: {exc}") from None
+    except sweep.SweepStopped as exc:  # the accuracy guard cannot work: recorded on the parent run, no preset
+        err.print(f"[red]sweep stopped[/red]: {' '.join(str(exc).split())}; no preset written", highlight=False,
+                  soft_wrap=True)
+        return 1
     if args.format == "json":
         print(json.dumps({"study": result.study_name, "parent_run_id": result.parent_run_id, "best": result.best,
                           "preset": result.preset_path, "trials": result.rows}, indent=2, default=str))

@@ -7,14 +7,20 @@ through the same adapter; an adapter accepts both the hub's record shape and the
 the source files the offline slices are cut from (``scripts/make_slices.py``), and gives the
 prompt templates the hub's field names, so the templates are lm-evaluation-harness's own.
 
-Prompts follow lm-evaluation-harness's plain-text layout::
+Prompts are lm-evaluation-harness 0.4.13's, byte for byte.  In plain text::
 
-    description + (template(ex) + target_delimiter + target(ex) + fewshot_delimiter) * k
-                + template(item)
+    [system +] description + (template(ex) + target_delimiter + target(ex) + fewshot_delimiter) * k
+                           + template(item)
+
+with the k examples drawn per document by lm-eval's sampler (one generator advanced across
+the documents in order).  With a chat template a prompt is a list of chat messages instead:
+system instruction and description as the system message, each few-shot example its own
+user/assistant pair, then the item (lm-eval's ``--apply_chat_template``, multi-turn few-shot).
 
 Multiple-choice items are scored by log-likelihood: :func:`choice_requests` gives the
-(context, continuation) pairs, continuation = target_delimiter + choice, or for "partial
-evaluation" datasets (winogrande) one context per option and one fixed continuation.
+(context, continuation) pairs, continuation = target_delimiter + choice (no delimiter under
+a chat template, as lm-eval), or for "partial evaluation" datasets (winogrande) one context
+per option and one fixed continuation.
 
 Modules: :mod:`.loading` (hub / slice loading), :mod:`.prompts` (templates, few-shot,
 requests), :mod:`.adapters` (the registry and one module per dataset).  The data layer
@@ -37,10 +43,21 @@ from specbench.data.adapters.math import MATH_TYPES
 from specbench.data.adapters.pubmedqa import PUBMEDQA_CHOICES
 from specbench.data.errors import DataUnavailable
 from specbench.data.loading import SLICES_DIR, LoadedDataset, load_items, split_slice_name
-from specbench.data.prompts import build_prompt, choice_requests, render, select_fewshot
+from specbench.data.prompts import (
+    Message,
+    Prompt,
+    build_prompt,
+    build_prompts,
+    choice_requests,
+    fewshot_draws,
+    prompt_text,
+    render,
+    select_fewshot,
+)
 
 __all__ = [
     "ADAPTERS", "MATH_TYPES", "PUBMEDQA_CHOICES", "SLICES_DIR", "Adapter", "DataUnavailable", "LoadedDataset",
-    "Normalizer", "adapter", "adapter_names", "build_prompt", "choice_requests", "get_adapter", "load_items",
-    "register_adapter", "render", "select_fewshot", "split_slice_name",
+    "Message", "Normalizer", "Prompt", "adapter", "adapter_names", "build_prompt", "build_prompts", "choice_requests",
+    "fewshot_draws", "get_adapter", "load_items", "prompt_text", "register_adapter", "render", "select_fewshot",
+    "split_slice_name",
 ]

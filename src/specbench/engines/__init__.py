@@ -26,7 +26,9 @@ from specbench.engines.base import (
     Generation,
     GenParams,
     LoglikResult,
+    Message,
     PeakRSS,
+    Prompt,
     Timer,
 )
 from specbench.registry.schema import ModelConfig, PresetConfig
@@ -127,6 +129,8 @@ def make_engine(kind: str, params: dict[str, Any], **options: Any) -> Engine:
     return engine_info(kind).cls.start(params, **options)  # type: ignore[attr-defined]
 
 
-__all__ = ["CAPABILITIES", "ENGINES", "WEIGHT_KEYS", "Engine", "EngineInfo", "EngineStats", "Generation",
-           "GenParams", "LoglikResult", "PeakRSS", "Timer", "engine_info", "engine_names", "load_engines",
-           "make_engine", "planned_params", "register_engine", "with_weights"]
+__all__ = [
+    "CAPABILITIES", "ENGINES", "Engine", "EngineInfo", "EngineStats", "GenParams", "Generation", "LoglikResult",
+    "Message", "PeakRSS", "Prompt", "Timer", "WEIGHT_KEYS", "engine_info", "engine_names", "load_engines",
+    "make_engine", "planned_params", "register_engine", "with_weights"
+]

@@ -16,6 +16,11 @@ from typing import Any
 
 import psutil
 
+Message = dict[str, str]  # {"role": ..., "content": ...}
+# Plain text, sent as it is, or chat messages, to which the engine applies the model's chat
+# template (the same alias as specbench.data.Prompt, which builds them; engines do not import data).
+Prompt = str | list[Message]
+
 
 @dataclass(frozen=True)
 class GenParams:
@@ -79,13 +84,14 @@ class Engine(ABC):
         self.load_s: float = 0.0
 
     @abstractmethod
-    def generate(self, prompts: list[str], params: GenParams, chat: bool = False,
-                 system: str | None = None) -> Generation:
-        """All prompts in one call (the engine batches); ``chat`` applies the chat template."""
+    def generate(self, prompts: list[Prompt], params: GenParams) -> Generation:
+        """All prompts in one call (the engine batches); a prompt that is a list of chat messages
+        goes through the model's chat template (:func:`chat_text`), plain text as it is."""
 
     @abstractmethod
-    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[LoglikResult]:
-        """lm-eval's loglikelihood: log P(continuation | context) for each pair."""
+    def loglikelihood(self, requests: list[tuple[Prompt, str]]) -> list[LoglikResult]:
+        """lm-eval's loglikelihood: log P(continuation | context) for each pair (a context of chat
+        messages is chat-templated first, as lm-eval's contexts under ``--apply_chat_template``)."""
 
     def memory(self) -> dict[str, float]:
         """Engine-specific memory figures (GPU, KV cache); CPU RSS is sampled by the runner."""
@@ -165,6 +171,28 @@ def truncate_at_stop(text: str, stop: tuple[str, ...] | list[str]) -> str:
         if i != -1:
             cut = min(cut, i)
     return text[:cut]
+
+
+def chat_text(tokenizer: Any, messages: list[Message]) -> str:
+    """The messages through the tokenizer's chat template, as lm-eval's ``apply_chat_template``
+    (HFLM and VLLM alike): with the generation prompt, or -- when the last message is the
+    assistant's (a ``gen_prefix``) -- continuing that message; a template that refuses the
+    system role gets the messages without it, as lm-eval retries."""
+    import jinja2
+
+    cont = bool(messages) and messages[-1]["role"] == "assistant"
+    kwargs: dict[str, Any] = {"tokenize": False, "add_generation_prompt": not cont}
+    if cont:
+        kwargs["continue_final_message"] = True
+    try:
+        return tokenizer.apply_chat_template(messages, **kwargs)
+    except jinja2.exceptions.TemplateError:
+        return tokenizer.apply_chat_template([m for m in messages if m["role"] != "system"], **kwargs)
+
+
+def prompt_texts(tokenizer: Any, prompts: list[Prompt]) -> list[str]:
+    """What the model reads: plain prompts as they are, chat messages chat-templated."""
+    return [p if isinstance(p, str) else chat_text(tokenizer, p) for p in prompts]
 
 
 def split_context(tokenizer: Any, context: str, continuation: str) -> tuple[list[int], list[int]]:

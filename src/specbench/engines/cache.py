@@ -3,7 +3,8 @@
 Keyed by the scope (:func:`cache_scope`: the weights' revision, the engine, its library's
 version and every engine argument but the weights' location, so numerics, scheduling,
 ``hf_overrides``, ``max_model_len`` and the preset all count), the sampling parameters, the
-chat layout (template applied or not, system prompt) and the prompt, through the one identity
+prompt -- plain text, or the chat messages themselves (roles and contents, so the chat layout is in
+the key) -- through the one identity
 rule (:func:`specbench.identity.digest`); stored in one sqlite file in the specbench cache.
 ``CachingEngine`` wraps an engine that it starts only on the first cache miss, so a fully
 cached model never loads at all.
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from specbench.engines.base import Engine, EngineStats, Generation, GenParams, LoglikResult
+from specbench.engines.base import Engine, EngineStats, Generation, GenParams, LoglikResult, Prompt
 from specbench.identity import digest
 from specbench.weights import cache_dir
 
@@ -53,6 +54,20 @@ class GenerationCache:
 
 def _key(*parts: Any) -> str:
     return digest(list(parts), length=64)
+
+
+def _gen_key(scope: dict[str, Any], params: GenParams, prompt: Prompt) -> str:
+    # plain text keeps the key it had when engines took (prompt, chat=False, system=None), so
+    # earlier entries still answer; chat messages are keyed as messages
+    if isinstance(prompt, str):
+        return _key("gen", scope, params.as_dict(), False, None, prompt)
+    return _key("gen", scope, params.as_dict(), "messages", prompt)
+
+
+def _ll_key(scope: dict[str, Any], context: Prompt, continuation: str) -> str:
+    if isinstance(context, str):
+        return _key("ll", scope, context, continuation)
+    return _key("ll", scope, "messages", context, continuation)
 
 
 class CachingEngine(Engine):
@@ -91,9 +106,8 @@ class CachingEngine(Engine):
             self.load_s = self._engine.load_s
         return self._engine
 
-    def generate(self, prompts: list[str], params: GenParams, chat: bool = False,
-                 system: str | None = None) -> Generation:
-        keys = [_key("gen", self.scope, params.as_dict(), chat, system, p) for p in prompts]
+    def generate(self, prompts: list[Prompt], params: GenParams) -> Generation:
+        keys = [_gen_key(self.scope, params, p) for p in prompts]
         found = self.cache.get_many(keys) if self.cache else {}
         miss = [i for i, k in enumerate(keys) if k not in found]
         self.hits += len(prompts) - len(miss)
@@ -101,7 +115,7 @@ class CachingEngine(Engine):
         texts: list[list[str]] = [found[k] if k in found else [] for k in keys]
         gen = Generation(texts=[], prompt_tokens=0, output_tokens=0, wall_s=0.0)
         if miss:
-            gen = self.engine().generate([prompts[i] for i in miss], params, chat=chat, system=system)
+            gen = self.engine().generate([prompts[i] for i in miss], params)
             for i, t in zip(miss, gen.texts, strict=True):
                 texts[i] = t
             if self.cache:
@@ -109,8 +123,8 @@ class CachingEngine(Engine):
         return Generation(texts=texts, prompt_tokens=gen.prompt_tokens, output_tokens=gen.output_tokens,
                           wall_s=gen.wall_s, latencies_s=gen.latencies_s, cached=len(prompts) - len(miss))
 
-    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[LoglikResult]:
-        keys = [_key("ll", self.scope, c, x) for c, x in requests]
+    def loglikelihood(self, requests: list[tuple[Prompt, str]]) -> list[LoglikResult]:
+        keys = [_ll_key(self.scope, c, x) for c, x in requests]
         found = self.cache.get_many(keys) if self.cache else {}
         miss = [i for i, k in enumerate(keys) if k not in found]
         self.hits += len(requests) - len(miss)

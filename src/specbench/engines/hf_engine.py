@@ -15,6 +15,8 @@ from specbench.engines.base import (
     Generation,
     GenParams,
     LoglikResult,
+    Prompt,
+    prompt_texts,
     split_context,
     truncate_at_stop,
 )
@@ -68,18 +70,10 @@ class HFEngine(Engine):
         self.params = {"model": path, "dtype": dtype, "batch_size": batch_size, "device": self.device,
                        "version": transformers.__version__, **({"hf_overrides": hf_overrides} if hf_overrides else {})}
 
-    def _chat(self, prompts: list[str], system: str | None) -> list[str]:
-        def msgs(p: str) -> list[dict[str, str]]:
-            return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p}]
-
-        return [self.tokenizer.apply_chat_template(msgs(p), tokenize=False, add_generation_prompt=True)
-                for p in prompts]
-
-    def generate(self, prompts: list[str], params: GenParams, chat: bool = False,
-                 system: str | None = None) -> Generation:
+    def generate(self, prompts: list[Prompt], params: GenParams) -> Generation:
         import torch
 
-        texts = self._chat(prompts, system) if chat else prompts
+        texts = prompt_texts(self.tokenizer, prompts)
         out: list[list[str]] = []
         prompt_tokens = output_tokens = 0
         t0 = time.perf_counter()
@@ -116,10 +110,11 @@ class HFEngine(Engine):
         return Generation(texts=out, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
                           wall_s=time.perf_counter() - t0)
 
-    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[LoglikResult]:
+    def loglikelihood(self, requests: list[tuple[Prompt, str]]) -> list[LoglikResult]:
         import torch
 
-        splits = [split_context(self.tokenizer, c, x) for c, x in requests]
+        contexts = prompt_texts(self.tokenizer, [c for c, _ in requests])
+        splits = [split_context(self.tokenizer, c, x) for c, (_, x) in zip(contexts, requests, strict=True)]
         results: list[LoglikResult | None] = [None] * len(splits)
         order = sorted(range(len(splits)), key=lambda i: -len(splits[i][0]) - len(splits[i][1]))
         pad = self.tokenizer.pad_token_id

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from specbench.engines import register_engine
-from specbench.engines.base import Engine, Generation, GenParams, LoglikResult
+from specbench.engines.base import Engine, Generation, GenParams, LoglikResult, Prompt
 from specbench.registry.schema import ModelConfig, PresetConfig
 from specbench.weights import ResolvedModel
 
@@ -43,34 +43,42 @@ class OpenAIEngine(Engine):
         self.concurrency = concurrency
         self.params = {"base_url": base_url, "model": model, "concurrency": concurrency}
 
-    def _one(self, prompt: str, params: GenParams, chat: bool, system: str | None) -> tuple[list[str], int, int, float]:
+    def _one(self, prompt: Prompt, params: GenParams) -> tuple[list[str], int, int, float]:
         t0 = time.perf_counter()
         common = dict(model=self.model, max_tokens=params.max_new_tokens, temperature=params.temperature,
                       top_p=params.top_p, n=params.n, stop=list(params.stop) or None, seed=params.seed)
-        if chat:
-            msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-            r = self.client.chat.completions.create(messages=msgs, **common)
-            texts = [c.message.content or "" for c in r.choices]
-        else:
+        if isinstance(prompt, str):
             r = self.client.completions.create(prompt=prompt, **common)
             texts = [c.text for c in r.choices]
+        else:  # chat messages: the server applies the model's chat template to them as given
+            extra = None
+            if prompt and prompt[-1]["role"] == "assistant":  # a gen_prefix: continue it (vLLM's options)
+                extra = {"add_generation_prompt": False, "continue_final_message": True}
+            r = self.client.chat.completions.create(messages=prompt, extra_body=extra, **common)
+            texts = [c.message.content or "" for c in r.choices]
         u = r.usage
         return texts, (u.prompt_tokens if u else 0), (u.completion_tokens if u else 0), time.perf_counter() - t0
 
-    def generate(self, prompts: list[str], params: GenParams, chat: bool = False,
-                 system: str | None = None) -> Generation:
+    def generate(self, prompts: list[Prompt], params: GenParams) -> Generation:
         t0 = time.perf_counter()
         with ThreadPoolExecutor(self.concurrency) as pool:
-            res = list(pool.map(lambda p: self._one(p, params, chat, system), prompts))
+            res = list(pool.map(lambda p: self._one(p, params), prompts))
         return Generation(texts=[r[0] for r in res], prompt_tokens=sum(r[1] for r in res),
                           output_tokens=sum(r[2] for r in res), wall_s=time.perf_counter() - t0,
                           latencies_s=[r[3] for r in res])
 
-    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[LoglikResult]:
-        """Completions with echo + logprobs (vLLM serve supports it): score the continuation's tokens."""
+    def loglikelihood(self, requests: list[tuple[Prompt, str]]) -> list[LoglikResult]:
+        """Completions with echo + logprobs (vLLM serve supports it): score the continuation's tokens.
 
-        def one(req: tuple[str, str]) -> LoglikResult:
+        Contexts must be plain text: the completions endpoint takes no messages, and the chat
+        template lives on the server (a dataset's ``prompt.chat_layout: none`` gives plain contexts)."""
+        if any(not isinstance(c, str) for c, _ in requests):
+            raise ValueError("the openai engine scores plain-text contexts only, not chat messages; "
+                             "set the dataset's prompt.chat_layout: none or use an in-process engine")
+
+        def one(req: tuple[Prompt, str]) -> LoglikResult:
             ctx, cont = req
+            assert isinstance(ctx, str)
             r = self.client.completions.create(model=self.model, prompt=ctx + cont, max_tokens=0, echo=True,
                                                logprobs=1, temperature=0.0)
             lp = r.choices[0].logprobs

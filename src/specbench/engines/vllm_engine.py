@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from specbench.engines import register_engine
-from specbench.engines.base import Engine, Generation, GenParams, LoglikResult, split_context
+from specbench.engines.base import Engine, Generation, GenParams, LoglikResult, Prompt, prompt_texts, split_context
 from specbench.registry.schema import DType, ModelConfig, PresetConfig, Quantization
 from specbench.weights import ResolvedModel, gpu_count
 
@@ -85,18 +85,10 @@ class VLLMEngine(Engine):
         self.params = dict(args)
         self.params["version"] = vllm.__version__
 
-    def _chat(self, prompts: list[str], system: str | None) -> list[str]:
-        def msgs(p: str) -> list[dict[str, str]]:
-            return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p}]
-
-        return [self.tokenizer.apply_chat_template(msgs(p), tokenize=False, add_generation_prompt=True)
-                for p in prompts]
-
-    def generate(self, prompts: list[str], params: GenParams, chat: bool = False,
-                 system: str | None = None) -> Generation:
+    def generate(self, prompts: list[Prompt], params: GenParams) -> Generation:
         from vllm import SamplingParams
 
-        texts = self._chat(prompts, system) if chat else prompts
+        texts = prompt_texts(self.tokenizer, prompts)
         sp = SamplingParams(n=params.n, temperature=params.temperature, top_p=params.top_p,
                             max_tokens=params.max_new_tokens, stop=list(params.stop) or None,
                             seed=params.seed if params.temperature > 0 else None)
@@ -110,11 +102,12 @@ class VLLMEngine(Engine):
             wall_s=wall,
         )
 
-    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[LoglikResult]:
+    def loglikelihood(self, requests: list[tuple[Prompt, str]]) -> list[LoglikResult]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        splits = [split_context(self.tokenizer, c, x) for c, x in requests]
+        contexts = prompt_texts(self.tokenizer, [c for c, _ in requests])
+        splits = [split_context(self.tokenizer, c, x) for c, (_, x) in zip(contexts, requests, strict=True)]
         # prompt_logprobs=1: the actual token's logprob plus the top-1, for is_greedy.
         sp = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1)
         prompts = [TokensPrompt(prompt_token_ids=ctx + cont) for ctx, cont in splits]

@@ -5,7 +5,8 @@
 - ``task``: the one cell pipeline, prepare -> answer -> score (also the sweep probe's and
   re-scoring's);
 - ``cell``: one cell as one MLflow run; ``category``: a category as a parent run with a
-  child per cell, resumable; ``rescore``: saved outputs scored again, no model.
+  child per cell, resumable; ``rescore``: saved outputs scored again, no model; ``lmeval_io``:
+  lm-evaluation-harness's results and samples files, written per cell and read back.
 """
 
 from specbench.pipeline.category import CategoryResult, run_category

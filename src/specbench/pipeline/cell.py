@@ -15,6 +15,7 @@ from typing import Any
 
 from specbench import tracking
 from specbench.engines import Engine, PeakRSS, make_engine, with_weights
+from specbench.pipeline import lmeval_io
 from specbench.pipeline import task as pipeline
 from specbench.pipeline.plan import CellPlan
 from specbench.types import ScoreReport
@@ -116,6 +117,10 @@ def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str
                 metrics["model_load_s"] = after.load_s  # this cell paid for the engine start
             logged = run.log_metrics(metrics)
             run.log_table(pipeline.sample_rows(prepared.items, prepared.prompts, answered.outputs, report))
+            if plan.dataset.lm_eval_task:  # lm-eval's results and samples files, for lm-eval tooling
+                for path, text in lmeval_io.cell_files(plan, prepared.items, prepared.prompts, answered.outputs,
+                                                       report, tracking.git_commit()).items():
+                    run.log_text(text, path)
             run.set_tags({"main_metric": plan.dataset.main_metric})
         return CellResult(run.run_id, tracking.FINISHED, logged, report=report, outputs=answered.outputs)
     except Exception as exc:  # recorded on the run by open_run; the caller's other cells go on

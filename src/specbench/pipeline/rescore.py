@@ -3,7 +3,8 @@ pipeline's prepare (items) and score steps, without the answer step.
 
 Accepted files (docs/metrics.md): JSONL with one ``{"id", "output"}`` (or ``"outputs"``
 for n > 1, or ``"logprobs"`` for multiple choice) per line, or the ``samples.json``
-table a run logged.
+table a run logged, or lm-evaluation-harness's samples JSONL (``pipeline.lmeval_io``: its
+``doc_id`` is the item's position in the split, as lm-eval numbers documents).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from specbench import tracking
+from specbench.pipeline import lmeval_io
 from specbench.pipeline import task as pipeline
 from specbench.registry import Registry
 from specbench.types import ChoiceScores, ScoreReport
@@ -45,6 +47,11 @@ def read_predictions(path: str | Path) -> list[dict[str, Any]]:
             rows.append(json.loads(line))
         except json.JSONDecodeError as exc:
             raise PredictionsError(f"{path}:{n}: not a JSON line ({exc.msg})") from None
+    if lmeval_io.is_samples(rows):  # lm-eval's samples_<task>_<date>.jsonl
+        try:
+            return lmeval_io.to_predictions(rows, f"{path}: ")
+        except ValueError as exc:
+            raise PredictionsError(str(exc)) from None
     return rows
 
 
@@ -53,14 +60,21 @@ def rescore(reg: Registry, dataset_key: str, predictions: str | Path, *, log: bo
     dataset = reg.dataset(dataset_key)
     rows = read_predictions(predictions)
     task = pipeline.task_for(dataset, instruct=False)
-    by_id = {item.id: item for item in pipeline.prepare(task).items}
+    in_split = pipeline.prepare(task).items
+    by_id = {item.id: item for item in in_split}
     items, outputs = [], []
     for n, row in enumerate(rows, 1):
-        rid = str(row.get("id", ""))
-        if rid not in by_id:
+        if "doc_id" in row and "id" not in row:  # lm-eval's numbering: the position in the split
+            pos = row["doc_id"]
+            if not 0 <= pos < len(in_split):
+                raise PredictionsError(f"{predictions}: record {n} has doc_id {pos}, but {dataset_key} has "
+                                       f"{len(in_split)} items here")
+            items.append(in_split[pos])
+        elif (rid := str(row.get("id", ""))) in by_id:
+            items.append(by_id[rid])
+        else:
             raise PredictionsError(f"{predictions}: record {n} has id '{rid}', not an item of {dataset_key} "
                                    f"(ids look like '{next(iter(by_id))}')")
-        items.append(by_id[rid])
         if "logprobs" in row and row["logprobs"] is not None:
             lp = row["logprobs"]
             outputs.append(ChoiceScores(logprobs=json.loads(lp) if isinstance(lp, str) else list(lp)))

@@ -5,8 +5,12 @@ A cell (``pipeline.cell``), a sweep's probe (``specbench.sweep``) and re-scoring
 mean the same thing wherever they are made.
 
 A :class:`Task` is how one dataset is answered: by generation (with these sampling
-parameters, chat template or not) or by choice log-likelihoods; which one follows from what
-the dataset's scorers declare they need.
+parameters) or by choice log-likelihoods, which one following from what the dataset's
+scorers declare they need; and with the model's chat template or not.  Prompts are
+lm-evaluation-harness's (:mod:`specbench.data.prompts`): plain text, or -- for a model with a
+chat template, unless the dataset says ``prompt.chat_layout: none`` -- chat messages, which the
+engine templates, for generation and log-likelihood contexts alike (lm-eval's
+``--apply_chat_template``).
 """
 
 from __future__ import annotations
@@ -30,12 +34,8 @@ class Task:
 
     dataset: DatasetConfig
     gen: GenParams
-    chat: bool  # apply the model's chat template (instruct models, generated answers)
+    chat: bool  # prompts are chat messages for the model's chat template (instruct models)
     loglik: bool  # choice log-likelihoods (multiple choice) instead of generation
-
-    @property
-    def system(self) -> str | None:
-        return self.dataset.prompt.system if self.dataset.prompt else None
 
 
 def task_for(dataset: DatasetConfig, *, instruct: bool, seed: int = 0, max_new_tokens: int | None = None) -> Task:
@@ -48,7 +48,7 @@ def task_for(dataset: DatasetConfig, *, instruct: bool, seed: int = 0, max_new_t
     loglik = scoring.answer_capability(dataset) == "loglikelihood"
     limit = prompt.max_new_tokens if max_new_tokens is None else min(max_new_tokens, prompt.max_new_tokens)
     gen = GenParams(max_new_tokens=limit, stop=tuple(prompt.stop), seed=seed)
-    return Task(dataset=dataset, gen=gen, chat=instruct and not loglik, loglik=loglik)
+    return Task(dataset=dataset, gen=gen, chat=instruct and prompt.chat_layout != "none", loglik=loglik)
 
 
 @dataclass
@@ -57,7 +57,7 @@ class Prepared:
 
     task: Task
     loaded: data.LoadedDataset
-    prompts: list[str]
+    prompts: list[data.Prompt]  # plain text, or chat messages when the task applies a chat template
 
     @property
     def items(self) -> list[Item]:
@@ -65,12 +65,13 @@ class Prepared:
 
 
 def prepare(task: Task, samples: int | None = None, offline: bool | None = None) -> Prepared:
-    """Load the first ``samples`` items (all when None) and render their prompts.
+    """Load the first ``samples`` items (all when None) and render their prompts, in document
+    order: item i gets lm-eval's i-th few-shot draw, so ``samples=N`` is lm-eval's ``--limit N``.
 
     ``offline``: True reads only the shipped slice, False only the hub (a failure is an error,
     never a silent fall-back to a slice), None the hub when it is usable, else the slice."""
     loaded = data.load_items(task.dataset, samples, offline=offline)
-    prompts = [data.build_prompt(task.dataset, item, loaded.fewshot) for item in loaded.items]
+    prompts = data.build_prompts(task.dataset, loaded.items, loaded.fewshot, chat=task.chat)
     return Prepared(task, loaded, prompts)
 
 
@@ -84,7 +85,7 @@ class Answered:
     wall_s: float = 0.0
 
 
-def answer(task: Task, engine: Engine, items: list[Item], prompts: list[str]) -> Answered:
+def answer(task: Task, engine: Engine, items: list[Item], prompts: list[data.Prompt]) -> Answered:
     """Every item in one engine call; throughput only from what the engine really generated."""
     t0 = time.perf_counter()
     if task.loglik:
@@ -101,7 +102,7 @@ def answer(task: Task, engine: Engine, items: list[Item], prompts: list[str]) ->
         wall = time.perf_counter() - t0
         return Answered(outputs, {"generation_s": wall, "requests_per_s": len(requests) / wall if wall else None},
                         wall_s=wall)
-    gen = engine.generate(prompts, task.gen, chat=task.chat, system=task.system)
+    gen = engine.generate(prompts, task.gen)
     wall = gen.wall_s or (time.perf_counter() - t0)
     generated = len(prompts) - gen.cached
     figures: dict[str, float | None] = {"generation_s": wall, "cached_prompts": gen.cached}
@@ -123,8 +124,13 @@ def score(task: Task, items: list[Item], outputs: list[Any], limits: Limits | No
     return scoring.score(task.dataset, items, outputs, limits)
 
 
-def sample_rows(items: list[Item], prompts: list[str], outputs: list[Any], report: ScoreReport) -> list[dict]:
-    """The per-sample table: prompt, output, extracted answer, reference and each score."""
+def sample_rows(items: list[Item], prompts: list[data.Prompt], outputs: list[Any],
+                report: ScoreReport) -> list[dict]:
+    """The per-sample table: prompt, output, extracted answer, reference and each score.
+
+    The prompt is the text the model read when it is plain text; chat messages are shown as
+    their JSON (roles and contents, before the engine's chat template, which only the engine's
+    tokenizer knows)."""
     rows = []
     for item, prompt, output, s in zip(items, prompts, outputs, report.samples, strict=True):
         if isinstance(output, ChoiceScores):
@@ -134,6 +140,6 @@ def sample_rows(items: list[Item], prompts: list[str], outputs: list[Any], repor
         else:
             text = output[0] if len(output) == 1 else output
             extra = {}
-        rows.append({"id": item.id, "prompt": prompt, "output": text, "extracted": s.extracted,
+        rows.append({"id": item.id, "prompt": data.prompt_text(prompt), "output": text, "extracted": s.extracted,
                      "reference": item.reference, **{f"score.{k}": v for k, v in s.scores.items()}, **extra})
     return rows

@@ -208,10 +208,24 @@ class PromptConfig:
     choice_template: str | None = None  # multiple choice: text of each continuation
     max_new_tokens: int = 256
     stop: list[str] = field(default_factory=list)
-    system: str | None = None
+    system: str | None = None  # lm-eval's system_instruction: joined before the description
+    gen_prefix: str | None = None  # Jinja2 text that starts the answer (lm-eval's gen_prefix)
+    # per_document: lm-eval's sampler, one generator advanced across the documents in order;
+    # fixed: every document gets the first document's draw (specbench before lm-eval parity)
+    fewshot_draw: str = "per_document"
+    # draw k+1 and drop the item itself: None = when fewshot_split is the evaluated split; true also
+    # where lm-eval's task has no test_split (hellaswag, winogrande: its sampler then gets the document)
+    fewshot_exclude_item: bool | None = None
+    # with a chat template: multiturn (lm-eval's fewshot_as_multiturn, its default), singleturn
+    # (everything in one user message), none (never apply the chat template to this dataset)
+    chat_layout: str = "multiturn"
 
     def __post_init__(self) -> None:
         _check(self.fewshot >= 0, "prompt.fewshot", f"must be >= 0, got {self.fewshot}")
+        _check(self.fewshot_draw in ("per_document", "fixed"), "prompt.fewshot_draw",
+               f"valid: per_document, fixed; got '{self.fewshot_draw}'")
+        _check(self.chat_layout in ("multiturn", "singleturn", "none"), "prompt.chat_layout",
+               f"valid: multiturn, singleturn, none; got '{self.chat_layout}'")
         _check(self.max_new_tokens >= 1, "prompt.max_new_tokens", "must be >= 1")
         _check(self.fewshot_sampler in ("random", "first_n"), "prompt.fewshot_sampler",
                f"valid: random, first_n; got '{self.fewshot_sampler}'")
@@ -239,6 +253,9 @@ class DatasetConfig:
     adapter: str | None = None  # normalizer in specbench.data (defaults to key)
     offline_slice: str | None = None  # file shipped in specbench/slices/
     prompt: PromptConfig | None = None
+    # the lm-evaluation-harness task (or group) this dataset mirrors: the name of the lm-eval
+    # results / samples files a cell writes (pipeline.lmeval_io); None: no lm-eval counterpart
+    lm_eval_task: str | None = None
     tags: list[str] = field(default_factory=list)
     notes: str = ""
 

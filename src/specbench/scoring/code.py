@@ -105,7 +105,11 @@ def estimate_pass_at_k(n: np.ndarray | list[int], c: np.ndarray | list[int], k: 
     return out
 
 
-@scorer("pass_at_k", metrics=["pass_at_1", "pass_at_10", "pass_at_100"], needs="texts")  # k <= n only
+# lm-eval: humaneval reports HF code_eval's "pass@k" after its "create_test" filter, mbpp its own pass_at_1
+@scorer("pass_at_k", metrics=["pass_at_1", "pass_at_10", "pass_at_100"], needs="texts",  # k <= n only
+        lm_eval={"pass_at_1": {"humaneval": ("pass@1", "create_test"), "mbpp": ("pass_at_1", "none")},
+                 "pass_at_10": {"humaneval": ("pass@10", "create_test")},
+                 "pass_at_100": {"humaneval": ("pass@100", "create_test")}})
 def pass_at_k(items: list[Item], outputs: list[list[str]], limits: Limits | None = None,
               workers: int | None = None) -> list[tuple[str, dict[str, float], dict[str, Any]]]:
     """Run every completion's program in the sandbox; per item pass@k for each k <= n."""

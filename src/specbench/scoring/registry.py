@@ -5,12 +5,18 @@ it a scorer: the metric names it produces (each aggregate also gets ``<metric>_s
 what it reads from the engine.  Planning derives from ``needs`` whether a dataset is answered
 by generation or by choice log-likelihoods and which engines can serve it; ``validate`` checks
 datasets' scorer names and main metrics against ``METRICS``.  No second table to keep in step.
+
+``lm_eval={"exact_match_strict": ("exact_match", "strict-match")}`` names each metric as
+lm-evaluation-harness reports it (metric, filter: its ``"exact_match,strict-match"`` key), for
+the lm-eval files a cell writes (``pipeline.lmeval_io``); a scorer serving several lm-eval tasks
+under different names maps a metric to ``{lm-eval task: (metric, filter)}`` instead.  Metrics
+left out are specbench's own and have no lm-eval counterpart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from specbench.types import ChoiceScores, Item
@@ -20,6 +26,8 @@ from specbench.types import ChoiceScores, Item
 #   as a batch (pass@k); choice_logprobs: the log-likelihood of each choice (multiple choice).
 NEEDS: dict[str, str] = {"text": "generate", "texts": "generate", "choice_logprobs": "loglikelihood"}
 
+LmEvalName = tuple[str, str]  # (lm-eval metric, lm-eval filter)
+
 
 @dataclass(frozen=True)
 class ScorerInfo:
@@ -28,6 +36,12 @@ class ScorerInfo:
     metrics: tuple[str, ...]
     needs: str
     batch: bool
+    lm_eval: dict[str, LmEvalName | dict[str, LmEvalName]] = field(default_factory=dict)
+
+    def lm_eval_name(self, metric: str, task: str) -> LmEvalName | None:
+        """lm-eval's (metric, filter) for ``metric`` in lm-eval task ``task``; None: not an lm-eval metric."""
+        name = self.lm_eval.get(metric)
+        return name.get(task) if isinstance(name, dict) else name
 
     @property
     def capability(self) -> str:
@@ -60,20 +74,23 @@ SCORERS: dict[str, ScorerInfo] = {}
 METRICS: dict[str, list[str]] = {}  # scorer -> metric names; filled by @scorer alongside SCORERS
 
 
-def scorer(name: str | None = None, *, metrics: list[str] | tuple[str, ...], needs: str = "text",
-           batch: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def scorer(name: str | None = None, *, metrics: list[str] | tuple[str, ...], needs: str = "text", batch: bool = False,
+           lm_eval: dict[str, LmEvalName | dict[str, LmEvalName]] | None = None,
+           ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated function as a scorer (see the module docstring)."""
     if needs not in NEEDS:
         raise ValueError(f"scorer {name!r}: unknown needs '{needs}'; valid: {', '.join(NEEDS)}")
     if not metrics:
         raise ValueError(f"scorer {name!r}: declare the metrics it produces")
+    if unknown := set(lm_eval or {}) - set(metrics):
+        raise ValueError(f"scorer {name!r}: lm_eval names metrics it does not produce: {', '.join(sorted(unknown))}")
 
     def add(fn: Callable[..., Any]) -> Callable[..., Any]:
         key = name or fn.__name__
         old = SCORERS.get(key)
         if old is not None and old.fn.__qualname__ != fn.__qualname__:
             raise ValueError(f"scorer '{key}' is registered twice ({old.fn.__module__} and {fn.__module__})")
-        SCORERS[key] = ScorerInfo(key, fn, tuple(metrics), needs, batch or needs == "texts")
+        SCORERS[key] = ScorerInfo(key, fn, tuple(metrics), needs, batch or needs == "texts", dict(lm_eval or {}))
         METRICS[key] = list(metrics)
         return fn
 

@@ -49,18 +49,19 @@ def _gsm8k(item: Item, output: str, pattern: re.Pattern[str], group: int, metric
     return pred, {metric: float(hit)}, {}
 
 
-@scorer("gsm8k_strict", metrics=["exact_match_strict"])
+@scorer("gsm8k_strict", metrics=["exact_match_strict"], lm_eval={"exact_match_strict": ("exact_match", "strict-match")})
 def gsm8k_strict(item: Item, output: str):
     return _gsm8k(item, output, GSM8K_STRICT, 0, "exact_match_strict")
 
 
-@scorer("gsm8k_flexible", metrics=["exact_match_flexible"])
+@scorer("gsm8k_flexible", metrics=["exact_match_flexible"],
+        lm_eval={"exact_match_flexible": ("exact_match", "flexible-extract")})
 def gsm8k_flexible(item: Item, output: str):
     return _gsm8k(item, output, GSM8K_FLEXIBLE, -1, "exact_match_flexible")
 
 
 # --- MATH: hendrycks/math + lm_eval/tasks/hendrycks_math/utils.py --------------------------
-@scorer("math_equiv", metrics=["exact_match", "exact_match_lenient"])
+@scorer("math_equiv", metrics=["exact_match", "exact_match_lenient"], lm_eval={"exact_match": ("exact_match", "none")})
 def math_equiv(item: Item, output: str):
     """``exact_match``: the last ``\\boxed{}`` of the output, is_equiv to the reference answer
     (hendrycks/math modeling/eval_math_gpt.py with lm-eval's hendrycks_math functions).
@@ -100,13 +101,13 @@ def mc_predictions(item: Item, scores: ChoiceScores) -> tuple[int, int]:
         return int(np.argmax(lls)), int(np.argmax(lls / lengths))
 
 
-@scorer("mc_acc", metrics=["acc"], needs="choice_logprobs")
+@scorer("mc_acc", metrics=["acc"], needs="choice_logprobs", lm_eval={"acc": ("acc", "none")})
 def mc_acc(item: Item, scores: ChoiceScores):
     pred, _ = mc_predictions(item, scores)
     return item.choices[pred], {"acc": float(pred == item.gold)}, {"pred": pred}
 
 
-@scorer("mc_acc_norm", metrics=["acc_norm"], needs="choice_logprobs")
+@scorer("mc_acc_norm", metrics=["acc_norm"], needs="choice_logprobs", lm_eval={"acc_norm": ("acc_norm", "none")})
 def mc_acc_norm(item: Item, scores: ChoiceScores):
     _, pred = mc_predictions(item, scores)
     return item.choices[pred], {"acc_norm": float(pred == item.gold)}, {"pred_norm": pred}

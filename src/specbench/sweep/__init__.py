@@ -45,6 +45,7 @@ from specbench.sweep.probe import Measurement, ProbeSet, build_probe, measure, p
 from specbench.sweep.search import (
     DEFAULT_STORAGE_FILE,
     ROLE_ATTR,
+    SweepStopped,
     TrialFailure,
     distribution,
     make_pruner,
@@ -89,7 +90,8 @@ def run_sweep(reg: Registry, model_key: str, spec: str | os.PathLike[str] | Swee
 __all__ = [
     "DEFAULT_STORAGE_FILE", "KNOBS", "PRUNERS", "ROLE_ATTR", "SAMPLERS", "BudgetSpec", "ConstraintSpec",
     "Measurement", "Objective", "ParamSpace", "ProbeSet", "ProbeSpec", "PrunerSpec", "SamplerSpec", "Sweep",
-    "SweepResult", "SweepSpec", "TrialFailure", "best_trial", "build_probe", "default_spec_name", "distribution",
+    "SweepResult", "SweepSpec", "SweepStopped", "TrialFailure", "best_trial", "build_probe", "default_spec_name",
+    "distribution",
     "effective_knobs", "hardware", "load_spec", "log_plots", "make_pruner", "make_sampler", "make_storage",
     "measure", "memory_hint", "pareto_front", "probe_tasks", "redact", "run_sweep", "storage_url", "suggest_knob",
     "sweeps_dir", "throughput_corner", "trial_row", "tuned_preset_path", "write_tuned_preset",

@@ -6,7 +6,10 @@ engine, answers the probe and scores it.  Then:
 
 - an engine that cannot start (out of memory, impossible KV cache) or dies mid-probe is a
   FAIL trial with its error recorded (on the trial and its run, which ends FAILED); the
-  study goes on;
+  study goes on -- unless it is the reference: without it no trial's accuracy can be judged,
+  so the study stops (:class:`SweepStopped`, the reason on the trial's and the parent's runs)
+  rather than optimize throughput unguarded; so does a trial that finds the reference failed
+  or missing, or whose probe items are not the reference's (ids and order, recorded on it);
 - a trial the pruner stops ends its run KILLED, with no error: being slow is not a failure;
 - a configuration already completed in the study is not measured again (``duplicate_of``);
 - every other trial's accuracy is compared with the reference's (trial 0): drift is
@@ -24,11 +27,11 @@ from specbench.engines import WEIGHT_KEYS, planned_params, with_weights
 from specbench.registry.schema import ModelConfig, PresetConfig
 from specbench.registry.sweeps import SweepSpec
 from specbench.sweep.probe import Measurement, ProbeSet, measure
-from specbench.sweep.search import ROLE_ATTR, TrialFailure, suggest_knob
+from specbench.sweep.search import ROLE_ATTR, SweepStopped, TrialFailure, suggest_knob
 from specbench.weights import ResolvedModel
 
 # A reference trial's attrs that are its own (a duplicate copies the rest of its twin's).
-OWN_ATTRS = (ROLE_ATTR, "worker", "mlflow_run_id", "sample_scores", "output_digests")
+OWN_ATTRS = (ROLE_ATTR, "worker", "mlflow_run_id", "sample_scores", "output_digests", "sample_ids")
 
 
 def effective_knobs(spec: SweepSpec, preset: PresetConfig, params: dict[str, Any]) -> dict[str, Any]:
@@ -105,6 +108,9 @@ class Objective:
                 state = "PRUNED"
                 run.status = tracking.KILLED  # stopped for being slow: not an error
                 raise
+            except SweepStopped as exc:
+                trial.set_user_attr("error", str(exc))
+                raise  # not caught by study.optimize: the study stops, its parent run FAILs
             finally:
                 run.set_tags({"trial_state": state})
 
@@ -116,6 +122,8 @@ class Objective:
         twin = self.completed_twin(trial, knobs) if knobs else None
         if twin is not None:
             return self.reuse(run, trial, twin)
+        if role != "reference":
+            self.check_reference(trial.study)  # already failed: stop before starting an engine
 
         def report(step: int, tps: float) -> None:
             run.log_metrics({"probe_tokens_per_s": tps}, step=step)
@@ -133,12 +141,15 @@ class Objective:
             run.record_error(exc)  # error tags and error.txt with the traceback
             run.set_tags({"error": msg[:250]})  # with the likely root cause
             run.status = tracking.FAILED
+            if role == "reference":
+                raise SweepStopped(f"the reference trial {trial.number} (preset {self.ref_name}) failed, so no "
+                                   f"trial's accuracy can be judged: {msg}") from exc
             raise TrialFailure(msg) from exc
         attrs = {"tokens_per_s": m.tokens_per_s, "peak_rss_mb": m.peak_rss_mb, "probe_accuracy": m.accuracy,
                  "load_s": m.load_s, "generation_s": m.generation_s, "output_tokens": m.output_tokens,
                  "per_dataset": m.per_dataset, **m.memory}
-        if role == "reference":
-            attrs.update(sample_scores=m.sample_scores, output_digests=m.output_digests)
+        if role == "reference":  # what every later trial is compared with, item by item
+            attrs.update(sample_scores=m.sample_scores, output_digests=m.output_digests, sample_ids=m.sample_ids)
         for k, v in attrs.items():
             trial.set_user_attr(k, v)
         metrics = {"output_tokens_per_s": m.tokens_per_s, "peak_rss_mb": m.peak_rss_mb,
@@ -156,13 +167,10 @@ class Objective:
             trial.set_constraint("accuracy_drop", -tol)
             return {"accuracy_drift": 0.0, "flipped_samples": 0.0, "changed_outputs": 0.0}
         ref = self.reference(trial.study)
-        if ref is None:
-            trial.set_user_attr("drift", "unknown: the reference trial failed")
-            run.set_tags({"accuracy_drift": "unknown (reference failed)"})
-            return {}
+        self.check_alignment(trial, ref, m)
         drift = m.accuracy - ref["probe_accuracy"]
-        flipped = sum(a != b for a, b in zip(m.sample_scores, ref["sample_scores"], strict=False))
-        changed = sum(a != b for a, b in zip(m.output_digests, ref["output_digests"], strict=False))
+        flipped = sum(a != b for a, b in zip(m.sample_scores, ref["sample_scores"], strict=True))
+        changed = sum(a != b for a, b in zip(m.output_digests, ref["output_digests"], strict=True))
         trial.set_constraint("accuracy_drop", -drift - tol)
         trial.set_user_attr("accuracy_drift", drift)
         trial.set_user_attr("flipped_samples", flipped)
@@ -171,21 +179,55 @@ class Objective:
         return {"accuracy_drift": drift, "flipped_samples": float(flipped), "changed_outputs": float(changed),
                 "feasible": float(-drift <= tol)}
 
-    def reference(self, study: Any) -> dict[str, Any] | None:
-        """Trial 0's measurement; waits while another worker is still measuring it."""
-        from optuna.trial import TrialState
-
+    def reference(self, study: Any) -> dict[str, Any]:
+        """Trial 0's measurement; waits while another worker is still measuring it (up to
+        ``wait_reference_s``).  Raises SweepStopped when there is none to compare with."""
         deadline = time.time() + self.spec.constraints.wait_reference_s
         while True:
-            refs = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(ROLE_ATTR) == "reference"]
-            if not refs:
-                return None
-            t = refs[0]
-            if t.state == TrialState.COMPLETE:
+            t = self.check_reference(study)
+            if t is not None:
                 return t.user_attrs
-            if t.state.is_finished() or time.time() > deadline:
-                return None
+            if time.time() > deadline:
+                raise SweepStopped(f"the reference trial of study '{self.study_name}' is still not measured after "
+                                   f"{self.spec.constraints.wait_reference_s:g} s (constraints.wait_reference_s); "
+                                   "no trial's accuracy can be judged")
             time.sleep(2)
+
+    def check_reference(self, study: Any) -> Any:
+        """The completed reference trial, None while it is queued or running; SweepStopped when
+        it failed (or was pruned or killed) or the study has none."""
+        from optuna.trial import TrialState
+
+        refs = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(ROLE_ATTR) == "reference"]
+        if not refs:
+            raise SweepStopped(f"study '{self.study_name}' has no reference trial: no trial's accuracy can be judged")
+        t = refs[0]
+        if t.state == TrialState.COMPLETE:
+            return t
+        if t.state.is_finished():
+            why = t.user_attrs.get("error") or f"it ended {t.state.name}"
+            raise SweepStopped(f"the reference trial {t.number} of study '{self.study_name}' failed ({why}); no "
+                               "trial's accuracy can be judged: fix the cause and start a new study (--study)")
+        return None
+
+    @staticmethod
+    def check_alignment(trial: Any, ref: dict[str, Any], m: Measurement) -> None:
+        """The trial answered the reference's items, in the reference's order (ids recorded on
+        the reference trial; one measured before they were recorded: the same number of them),
+        so item-by-item drift compares like with like; SweepStopped otherwise."""
+        theirs = ref.get("sample_ids")
+        if theirs is None:
+            if len(ref["sample_scores"]) == len(m.sample_scores) == len(ref["output_digests"]):
+                return
+            raise SweepStopped(f"trial {trial.number} answered {len(m.sample_scores)} probe items, the reference "
+                               f"{len(ref['sample_scores'])}: the probe is not the reference's")
+        if list(theirs) != m.sample_ids:
+            at = next((i for i, (a, b) in enumerate(zip(theirs, m.sample_ids, strict=False)) if a != b),
+                      min(len(theirs), len(m.sample_ids)))
+            mine = m.sample_ids[at] if at < len(m.sample_ids) else "(none)"
+            raise SweepStopped(f"trial {trial.number}'s probe items are not the reference's (item {at}: {mine}, the "
+                               f"reference's {theirs[at] if at < len(theirs) else '(none)'}; {len(m.sample_ids)} vs "
+                               f"{len(theirs)} items): the data changed under the study; start a new study (--study)")
 
     @staticmethod
     def completed_twin(trial: Any, knobs: dict[str, Any]) -> Any:

@@ -105,6 +105,7 @@ class Measurement:
     sample_scores: list[float]  # main-metric score per probe item, in probe order
     output_digests: list[str]  # sha1 of each probe output, in probe order (drift: changed outputs)
     memory: dict[str, float] = field(default_factory=dict)
+    sample_ids: list[str] = field(default_factory=list)  # "dataset:item id" per score, in probe order
 
     @property
     def tokens_per_s(self) -> float:
@@ -143,13 +144,14 @@ def measure(kind: str, params: dict[str, Any], probe: ProbeSet,
         finally:
             if engine is not None:
                 engine.close()
-    per_ds, sample_scores, digests = {}, [], []
+    per_ds, sample_scores, digests, ids = {}, [], [], []
     for p in probe.prepared:
         ds = p.task.dataset
         rep = pipeline.score(p.task, p.items, outputs[ds.key])
         per_ds[ds.key] = rep.metrics[ds.main_metric]
         sample_scores += [s.scores.get(ds.main_metric, 0.0) for s in rep.samples]
         digests += [output_digest(o) for o in outputs[ds.key]]
+        ids += [f"{ds.key}:{item.id}" for item in p.items]
     return Measurement(output_tokens=tokens, generation_s=wall, load_s=load_s, peak_rss_mb=rss.peak_mb,
                        accuracy=sum(per_ds.values()) / len(per_ds), per_dataset=per_ds,
-                       sample_scores=sample_scores, output_digests=digests, memory=memory)
+                       sample_scores=sample_scores, output_digests=digests, memory=memory, sample_ids=ids)

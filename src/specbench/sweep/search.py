@@ -24,6 +24,12 @@ class TrialFailure(RuntimeError):
     """The engine could not start or died on the probe: the trial FAILs, the study goes on."""
 
 
+class SweepStopped(RuntimeError):
+    """The accuracy guard cannot judge trials (the reference trial failed, is missing, or the
+    probe's items are not the reference's): the study stops with this reason rather than
+    optimize throughput unguarded."""
+
+
 # Which end of each knob favours throughput (a prior, not a rule: memory and drift decide).
 THROUGHPUT_END: dict[str, Any] = {"max_num_seqs": max, "max_num_batched_tokens": max, "gpu_memory_utilization": max,
                                   "kv_cache_space_gb": max, "enable_prefix_caching": True, "enforce_eager": False}

@@ -10,6 +10,9 @@
   the study; a second worker waits for that record rather than open a second parent.
 - Each trial is a child run of it (``sweep.objective``); the parent gets the trial counts, the
   best trial, the trials table, the figures and the tuned preset file.
+- A study whose accuracy guard cannot work (the reference trial failed or is missing, a
+  probe that is not the reference's) stops: ``SweepStopped`` leaves ``run`` with the reason,
+  the parent run ends FAILED with it, and no tuned preset is written.
 """
 
 from __future__ import annotations
@@ -212,6 +215,7 @@ class Sweep:
             if "sweep.study" not in run.stored_params:
                 run.log_dict(spec, "sweep_spec.json")
             self.objective.parent_run_id = run.run_id
+            self.objective.check_reference(study)  # a study whose reference failed earlier: stop now
             study.optimize(self.objective, n_trials=n, timeout=timeout, catch=(TrialFailure,),
                            callbacks=[callback], gc_after_trial=True)
             return self.finish(run, study, write_preset)

@@ -85,11 +85,34 @@ class RunHandle:
 
     def log_table(self, rows: list[dict[str, Any]], path: str = SAMPLES_TABLE) -> None:
         """Records (one per sample, trial or cell) as an MLflow table the UI shows and compares;
-        columns are the union of the rows' keys in first-seen order."""
+        columns are the union of the rows' keys in first-seen order.
+
+        The table REPLACES an earlier one of the same name: ``mlflow.log_table`` appends to an
+        existing artifact, so a resumed cell, a resumed category (``cells.json``) or a sweep
+        worker finishing twice (``trials.json``) would hold every row twice.  The file is what
+        ``mlflow.log_table`` writes (pandas' ``split`` JSON: ``columns`` and ``data``) and the run
+        gets the same ``mlflow.loggedArtifacts`` entry, so the UI still shows it as a table."""
+        import json
+        import os
+        import tempfile
+
+        import pandas as pd
+        from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS  # the run's tables, for the UI
+
         if not rows:
             return
         columns = list(dict.fromkeys(k for r in rows for k in r))
-        mlflow.log_table(data={c: [r.get(c) for r in rows] for c in columns}, artifact_file=path)
+        frame = pd.DataFrame({c: [r.get(c) for r in rows] for c in columns})
+        folder, name = os.path.split(path)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = os.path.join(tmp, name)
+            frame.to_json(local, orient="split", index=False, date_format="iso")
+            mlflow.log_artifact(local, folder or None)  # same name: the file is overwritten
+        client = MlflowClient(tracking_uri())
+        logged = json.loads(client.get_run(self.run_id).data.tags.get(MLFLOW_LOGGED_ARTIFACTS, "[]"))
+        entry = {"path": path, "type": "table"}
+        if entry not in logged:
+            client.set_tag(self.run_id, MLFLOW_LOGGED_ARTIFACTS, json.dumps([*logged, entry]))
 
     def log_figure(self, figure: Any, path: str) -> None:
         mlflow.log_figure(figure, path)
