@@ -18,12 +18,18 @@ from specbench.registry import Registry, RegistryError, check_adapters, check_en
 PLUGINS_ENV = "SPECBENCH_PLUGINS"
 
 
+_imported: set[str] = set()
+
+
 def import_all(package: str, path: list[str], group: str) -> None:
     """Import every module of an extension package (which registers what it defines), then
-    every module installed packages name in the entry-point group ``group``."""
+    every module installed packages name in the entry-point group ``group``; once per package."""
     import pkgutil
     from importlib import metadata
 
+    if package in _imported:
+        return
+    _imported.add(package)
     for info in pkgutil.iter_modules(path):
         importlib.import_module(f"{package}.{info.name}")
     for ep in metadata.entry_points(group=group):

@@ -62,7 +62,6 @@ class EngineInfo:
 
 
 ENGINES: dict[str, EngineInfo] = {}
-_loaded = False
 
 
 def register_engine(name: str, *, capabilities: set[str] | frozenset[str], remote: bool = False,
@@ -85,12 +84,9 @@ def register_engine(name: str, *, capabilities: set[str] | frozenset[str], remot
 
 def load_engines() -> dict[str, EngineInfo]:
     """Import every engine module once (this package's, then entry points)."""
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        from specbench.extensions import import_all
+    from specbench.extensions import import_all
 
-        import_all(__name__, __path__, "specbench.engines")
+    import_all(__name__, __path__, "specbench.engines")
     return ENGINES
 
 

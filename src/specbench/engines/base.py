@@ -60,6 +60,7 @@ class EngineStats:
     cache_hits: int = 0
     cache_misses: int = 0
     version: str | None = None
+    served_by: str | None = None  # the run whose cached answers served the whole last call, if one did
 
 
 @dataclass
@@ -100,6 +101,18 @@ class Engine(ABC):
     def stats(self) -> EngineStats:
         """A started engine's own figures; wrappers (the generation cache) add theirs."""
         return EngineStats(started=True, load_s=self.load_s, version=self.params.get("version"))
+
+    # A cache in front of an engine keeps, with its answers, the run they were generated for
+    # and that run's figures; a plain engine keeps nothing (these are no-ops).
+    def attribute(self, run_id: str | None) -> None:  # noqa: B027 - optional hook
+        """The run the next answers are generated for."""
+
+    def remember_figures(self, run_id: str, figures: dict[str, float]) -> None:  # noqa: B027 - optional hook
+        """A generating run's performance figures, for cells later answered from its outputs."""
+
+    def figures_of(self, run_id: str) -> dict[str, float]:
+        """The figures remembered for a run (empty when none are)."""
+        return {}
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the model (between models in a category run)."""

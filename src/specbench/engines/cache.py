@@ -8,6 +8,11 @@ the key) -- through the one identity
 rule (:func:`specbench.identity.digest`); stored in one sqlite file in the specbench cache.
 ``CachingEngine`` wraps an engine that it starts only on the first cache miss, so a fully
 cached model never loads at all.
+
+Each entry remembers the run that generated it, and the cache keeps that run's performance
+figures (throughput, latency, memory): a cell answered entirely from the cache carries the
+figures of the run that made its outputs, marked as such, so every cell of a category has
+the same metric keys whichever store it is tracked in (the cache is shared by all of them).
 """
 
 from __future__ import annotations
@@ -25,28 +30,48 @@ from specbench.weights import cache_dir
 
 
 class GenerationCache:
+    """One sqlite file: entries (key -> value, and the run that generated it) and each
+    generating run's performance figures."""
+
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or cache_dir() / "generations.sqlite"
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        if "run" not in {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}:
+            self._db.execute("ALTER TABLE entries ADD COLUMN run TEXT")  # caches made before origins were kept
+        self._db.execute("CREATE TABLE IF NOT EXISTS figures (run TEXT PRIMARY KEY, figures TEXT NOT NULL)")
         self._db.commit()
 
-    def get_many(self, keys: list[str]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def lookup(self, keys: list[str]) -> dict[str, tuple[Any, str | None]]:
+        """Found keys -> (value, the run that generated it, if known)."""
+        out: dict[str, tuple[Any, str | None]] = {}
         with self._lock:
             for start in range(0, len(keys), 500):
                 chunk = keys[start:start + 500]
-                q = f"SELECT key, value FROM entries WHERE key IN ({','.join('?' * len(chunk))})"
-                out.update((k, json.loads(v)) for k, v in self._db.execute(q, chunk))
+                q = f"SELECT key, value, run FROM entries WHERE key IN ({','.join('?' * len(chunk))})"
+                out.update((k, (json.loads(v), r)) for k, v, r in self._db.execute(q, chunk))
         return out
 
-    def put_many(self, items: dict[str, Any]) -> None:
+    def get_many(self, keys: list[str]) -> dict[str, Any]:
+        return {k: v for k, (v, _) in self.lookup(keys).items()}
+
+    def put_many(self, items: dict[str, Any], run: str | None = None) -> None:
         with self._lock:
-            self._db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?)",
-                                 [(k, json.dumps(v)) for k, v in items.items()])
+            self._db.executemany("INSERT OR REPLACE INTO entries (key, value, run) VALUES (?, ?, ?)",
+                                 [(k, json.dumps(v), run) for k, v in items.items()])
             self._db.commit()
+
+    def put_figures(self, run: str, figures: dict[str, float]) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO figures VALUES (?, ?)", (run, json.dumps(figures)))
+            self._db.commit()
+
+    def get_figures(self, run: str) -> dict[str, float]:
+        with self._lock:
+            row = self._db.execute("SELECT figures FROM figures WHERE run = ?", (run,)).fetchone()
+        return json.loads(row[0]) if row else {}
 
     def close(self) -> None:
         self._db.close()
@@ -88,6 +113,8 @@ class CachingEngine(Engine):
         self.hits = 0
         self.misses = 0
         self._start_error: Exception | None = None
+        self._run: str | None = None  # the run new entries are generated for
+        self._served_by: str | None = None  # the one run whose entries answered the whole last call
 
     @property
     def started(self) -> bool:
@@ -106,12 +133,20 @@ class CachingEngine(Engine):
             self.load_s = self._engine.load_s
         return self._engine
 
+    def _find(self, keys: list[str]) -> tuple[dict[str, Any], list[int]]:
+        """Cached values of the keys and the positions of those missing; notes the single run that
+        generated every entry of a fully cached call (else None)."""
+        found = self.cache.lookup(keys) if self.cache else {}
+        miss = [i for i, k in enumerate(keys) if k not in found]
+        self.hits += len(keys) - len(miss)
+        self.misses += len(miss)
+        origins = {run for _, run in found.values()}
+        self._served_by = origins.pop() if not miss and len(origins) == 1 else None
+        return {k: v for k, (v, _) in found.items()}, miss
+
     def generate(self, prompts: list[Prompt], params: GenParams) -> Generation:
         keys = [_gen_key(self.scope, params, p) for p in prompts]
-        found = self.cache.get_many(keys) if self.cache else {}
-        miss = [i for i, k in enumerate(keys) if k not in found]
-        self.hits += len(prompts) - len(miss)
-        self.misses += len(miss)
+        found, miss = self._find(keys)
         texts: list[list[str]] = [found[k] if k in found else [] for k in keys]
         gen = Generation(texts=[], prompt_tokens=0, output_tokens=0, wall_s=0.0)
         if miss:
@@ -119,23 +154,21 @@ class CachingEngine(Engine):
             for i, t in zip(miss, gen.texts, strict=True):
                 texts[i] = t
             if self.cache:
-                self.cache.put_many({keys[i]: t for i, t in zip(miss, gen.texts, strict=True)})
+                self.cache.put_many({keys[i]: t for i, t in zip(miss, gen.texts, strict=True)}, self._run)
         return Generation(texts=texts, prompt_tokens=gen.prompt_tokens, output_tokens=gen.output_tokens,
                           wall_s=gen.wall_s, latencies_s=gen.latencies_s, cached=len(prompts) - len(miss))
 
     def loglikelihood(self, requests: list[tuple[Prompt, str]]) -> list[LoglikResult]:
         keys = [_ll_key(self.scope, c, x) for c, x in requests]
-        found = self.cache.get_many(keys) if self.cache else {}
-        miss = [i for i, k in enumerate(keys) if k not in found]
-        self.hits += len(requests) - len(miss)
-        self.misses += len(miss)
+        found, miss = self._find(keys)
         out: list[LoglikResult | None] = [LoglikResult(*found[k]) if k in found else None for k in keys]
         if miss:
             res = self.engine().loglikelihood([requests[i] for i in miss])
             for i, r in zip(miss, res, strict=True):
                 out[i] = r
             if self.cache:
-                self.cache.put_many({keys[i]: [r.logprob, r.is_greedy] for i, r in zip(miss, res, strict=True)})
+                self.cache.put_many({keys[i]: [r.logprob, r.is_greedy] for i, r in zip(miss, res, strict=True)},
+                                    self._run)
         return [r for r in out if r is not None]
 
     def memory(self) -> dict[str, float]:
@@ -144,7 +177,17 @@ class CachingEngine(Engine):
     def stats(self) -> EngineStats:
         inner = self._engine.stats() if self._engine is not None else EngineStats(started=False)
         return EngineStats(started=inner.started, load_s=inner.load_s, cache_hits=self.hits,
-                           cache_misses=self.misses, version=inner.version)
+                           cache_misses=self.misses, version=inner.version, served_by=self._served_by)
+
+    def attribute(self, run_id: str | None) -> None:
+        self._run = run_id
+
+    def remember_figures(self, run_id: str, figures: dict[str, float]) -> None:
+        if self.cache is not None:
+            self.cache.put_figures(run_id, figures)
+
+    def figures_of(self, run_id: str) -> dict[str, float]:
+        return self.cache.get_figures(run_id) if self.cache is not None else {}
 
     def close(self) -> None:
         if self._engine is not None:

@@ -32,6 +32,22 @@ class CellResult:
     outputs: list[Any] = field(default_factory=list)
 
 
+# What a cell measures of its engine (not of its answers): carried over to a cell whose answers
+# all come from the generation cache, from the run that generated them.
+PERF_METRICS = ("output_tokens", "prompt_tokens", "output_tokens_per_s", "total_tokens_per_s", "requests_per_s",
+                "generation_s", "latency_mean_s", "peak_rss_mb", "kv_cache_tokens", "gpu_used_mb", "gpu_peak_mb")
+
+
+def _figures_from(engine: Engine, origin: str, run: tracking.RunHandle) -> dict[str, float]:
+    """The figures of the run that generated every answer of this cell, marked as such on the
+    run: the same metric keys as a measured cell, and ``--no-cache`` measures them afresh."""
+    figures = engine.figures_of(origin)
+    if figures:
+        run.set_tags({"figures_from": origin, "figures": "cached: measured by the run that generated these "
+                      "outputs (figures_from); --no-cache measures this cell"})
+    return figures
+
+
 def materialize_weights(plan: CellPlan) -> ResolvedModel:
     """The plan's weights on local disk (converted or downloaded once); a remote engine's as planned."""
     return plan.weights if plan.remote else materialize(plan.model, plan.weights)
@@ -102,6 +118,7 @@ def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str
             with PeakRSS() as rss:
                 if engine is None:
                     engine = start_engine(plan, **(engine_options or {}))
+                engine.attribute(run.run_id)  # a cache records this run as the outputs' origin
                 before = engine.stats()
                 answered = pipeline.answer(plan.task, engine, prepared.items, prepared.prompts)
             after = engine.stats()
@@ -115,6 +132,11 @@ def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str
                 "cache_hits": after.cache_hits - before.cache_hits}
             if owns_engine or (not before.started and after.started):
                 metrics["model_load_s"] = after.load_s  # this cell paid for the engine start
+            hits = after.cache_hits - before.cache_hits
+            if hits == 0:  # measured here: what a cell answered from these outputs will carry
+                engine.remember_figures(run.run_id, {k: v for k, v in metrics.items() if k in PERF_METRICS})
+            elif after.served_by and after.served_by != run.run_id:
+                metrics.update(_figures_from(engine, after.served_by, run))
             logged = run.log_metrics(metrics)
             run.log_table(pipeline.sample_rows(prepared.items, prepared.prompts, answered.outputs, report))
             if plan.dataset.lm_eval_task:  # lm-eval's results and samples files, for lm-eval tooling

@@ -28,17 +28,13 @@ __all__ = ["METRICS", "NEEDS", "SCORERS", "ScorerInfo", "answer_capability", "es
            "load_scorers", "mean_stderr", "score", "scorer"]
 
 Outputs = Sequence[Sequence[str]] | Sequence[ChoiceScores]
-_loaded = False
 
 
 def load_scorers() -> dict[str, ScorerInfo]:
     """Import every scorer module once (this package's, then entry points)."""
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        from specbench.extensions import import_all
+    from specbench.extensions import import_all
 
-        import_all(__name__, __path__, "specbench.scorers")
+    import_all(__name__, __path__, "specbench.scorers")
     return SCORERS
 
 
