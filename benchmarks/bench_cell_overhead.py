@@ -32,6 +32,7 @@ def main() -> None:
     from vllm import SamplingParams
 
     from specbench import pipeline, tracking
+    from specbench.engines.base import prompt_texts
     from specbench.registry import load_registry
 
     tracking.setup("bench-overhead")
@@ -42,7 +43,7 @@ def main() -> None:
     engine = pipeline.start_engine(plan)
 
     prompts = pipeline.prepare(plan.task, plan.samples).prompts
-    texts = engine._chat(prompts, None) if plan.chat else prompts
+    texts = prompt_texts(engine.tokenizer, prompts)  # what the engine sends: chat-templated messages
     sp = SamplingParams(n=1, temperature=0.0, max_tokens=plan.gen.max_new_tokens, stop=list(plan.gen.stop) or None)
 
     raw, ours = [], []
