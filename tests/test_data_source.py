@@ -67,3 +67,14 @@ def test_a_hub_failure_fails_the_cell_instead_of_reading_the_slice(registry, mon
     run = MlflowClient(mlflow_store).get_run(result.run_id)
     assert run.data.tags["specbench.data_source"] == "hub" and "hub went away" in run.data.tags["specbench.error"]
     assert "n_samples" not in run.data.metrics  # nothing was scored from a slice instead
+
+
+def test_a_wrong_slice_policy_is_one_clear_error(registry, tmp_path):
+    from specbench.registry import RegistryError
+
+    with pytest.raises(RegistryError, match="valid: warn, fail"):
+        pipeline.plan_cell(registry, "smollm2_135m", "gsm8k", samples=2, slice_policy="maybe")
+    r = subprocess.run([sys.executable, "-m", "specbench.cli", "evaluate", "--model", "smollm2_135m", "--dataset",
+                        "gsm8k", "--slice-policy", "maybe"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"})
+    assert r.returncode == 2 and "--slice-policy" in r.stderr and "'warn'" in r.stderr and "Traceback" not in r.stderr

@@ -104,3 +104,12 @@ def test_the_plugins_serve_a_cell_on_the_real_model(plugins: Path, conf_copy: Pa
     # The constant engine generates only: a multiple-choice dataset on it is refused with the reason.
     with pytest.raises(pipeline.CellUnavailable, match="answered by loglikelihood"):
         pipeline.plan_cell(reg, "smollm2_135m", "arc_challenge", engine="constant")
+
+
+def test_a_plugin_that_cannot_be_imported_is_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "SPECBENCH_PLUGINS": "my_scorers,no_such_plugin_module"}
+    r = subprocess.run([sys.executable, "-m", "specbench.cli", "validate"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "SPECBENCH_PLUGINS" in r.stderr and "'my_scorers'" in r.stderr and "PYTHONPATH" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
