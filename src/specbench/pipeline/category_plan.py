@@ -13,7 +13,7 @@ from specbench.identity import digest
 from specbench.pipeline.plan import TUNED, CellPlan, CellUnavailable, engine_for, plan_cell, resolve_preset
 from specbench.registry import Registry, RegistryError, suggest
 from specbench.registry.schema import ModelConfig, PresetConfig, Status
-from specbench.weights import ModelUnavailable, gpu_count, locate, runnable_reason
+from specbench.weights import ModelUnavailable, ResolvedModel, gpu_count, locate, runnable_reason
 
 
 def hub_reachable() -> bool:
@@ -80,21 +80,23 @@ def _pick(names: list[str] | None, allowed: list[str], what: str, category: str)
     return [n for n in allowed if n in names]
 
 
-def _model_reason(reg: Registry, model: ModelConfig, engine: str, gpus: int) -> str | None:
-    """Why none of this model's cells can run here (None if they may)."""
+def _locate_model(reg: Registry, model: ModelConfig, engine: str,
+                  gpus: int) -> tuple[str | None, ResolvedModel | None]:
+    """Why none of this model's cells can run here (None if they may), and where its weights
+    are (located once per model, then handed to each of its cells' plans)."""
     from specbench.pipeline.plan import stale_checkpoint
 
     if engine_info(engine).remote:
-        return None
+        return None, None
     reason = runnable_reason(model, gpus) or stale_checkpoint(reg, model)
     if reason is None and model.offline is None and model.recipe is None and not hub_reachable():
         reason = f"{model.key}: no hub access to download {model.hf_id} (and no offline source)"
-    if reason is None:
-        try:
-            locate(model)
-        except ModelUnavailable as exc:
-            reason = str(exc)
-    return reason
+    if reason is not None:
+        return reason, None
+    try:
+        return None, locate(model)
+    except ModelUnavailable as exc:
+        return str(exc), None
 
 
 def plan_category(reg: Registry, name: str, *, preset: str | None = None, engine: str = "vllm",
@@ -122,7 +124,8 @@ def plan_category(reg: Registry, name: str, *, preset: str | None = None, engine
             if preset != TUNED:
                 raise
             preset_cfg, reason = reg.preset(model.preset), str(exc)
-        reason = reason or _model_reason(reg, model, model_engine, gpus)
+        why_model, weights = _locate_model(reg, model, model_engine, gpus)
+        reason = reason or why_model
         for dk in dataset_keys:
             ds = reg.dataset(dk)
             why, plan = reason, None
@@ -131,7 +134,7 @@ def plan_category(reg: Registry, name: str, *, preset: str | None = None, engine
             if why is None:
                 try:
                     plan = plan_cell(reg, mk, dk, preset=preset, engine=model_engine, samples=samples, seed=seed,
-                                     category=cat.key, slice_policy=slice_policy)
+                                     category=cat.key, weights=weights, slice_policy=slice_policy)
                 except CellUnavailable as exc:
                     why = str(exc)
             cells.append(PlannedCell(mk, dk, reg.role(mk, cat.key), needs(model, preset_cfg), why, plan,
