@@ -5,6 +5,9 @@ Every slice is a small, deterministic JSONL file in the *source* format of its d
 JSON Lines sources are copied line by line (byte for byte), CSV and keyed-JSON sources are
 written one record per line with their own column names.  The package's adapters
 (specbench.data) turn these records, and the Hugging Face hub records, into ``Item``s.
+Image datasets (chartqa, scienceqa) also copy their records' images, bytes unchanged, to
+images/<dataset>/ (a record's ``image`` is that path, relative to the slices folder), listed
+with their checksums in images/SHA256SUMS, whose checksum the README carries.
 
     python scripts/make_slices.py                 # rebuild src/specbench/slices/
     python scripts/make_slices.py --out /tmp/x    # build elsewhere (the tests compare)
@@ -22,6 +25,7 @@ import csv
 import gzip
 import hashlib
 import json
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -62,6 +66,9 @@ class SliceSpec:
     revision: str  # upstream revision of the source, where known
     licence: str
     hub: str  # the hub split this slice stands in for
+    # image slices: (folder in the slices folder, source folder under the data folder); each record's
+    # "image" is a path under the first, copied from the same name under the second
+    images: tuple[str, str] | None = None
 
 
 # -- readers -----------------------------------------------------------------------------
@@ -144,6 +151,35 @@ def _truthfulqa(n: int) -> Callable[[Path], list[str]]:
     return build
 
 
+def _chartqa(n: int) -> Callable[[Path], list[str]]:
+    """The first ``n`` items of each upstream json, alternating human and augmented (so a small
+    ``samples`` has both), each the upstream record + its file's ``split`` + its chart's path."""
+
+    def build(data: Path) -> list[str]:
+        parts = []
+        for split in ("test_human", "test_augmented"):
+            recs = json.loads((data / f"chartqa/test/{split}.json").read_text(encoding="utf-8"))[:n]
+            parts.append([{**r, "split": split, "image": f"images/chartqa/{r['imgname']}"} for r in recs])
+        return [_dump(r) for pair in zip(*parts, strict=True) for r in pair]
+
+    return build
+
+
+def _scienceqa(n: int, max_bytes: int) -> Callable[[Path], list[str]]:
+    """The first ``n`` image questions (file order) whose image is at most ``max_bytes``; LLaVA's
+    record with its ``image`` made relative to the slices folder."""
+
+    def build(data: Path) -> list[str]:
+        recs = json.loads((data / "scienceqa/llava_test_CQM-A.first150img.json").read_text(encoding="utf-8"))
+        out = []
+        for r in recs:
+            if (data / "scienceqa/images/test" / r["image"]).stat().st_size <= max_bytes:
+                out.append(_dump({**r, "image": f"images/scienceqa/{r['image']}"}))
+        return out[:n]
+
+    return build
+
+
 LLMF = "mosaicml/llm-foundry scripts/eval/local_data ({}), converted by llm-foundry"
 SPECS: list[SliceSpec] = [
     SliceSpec("gsm8k.test.jsonl", "gsm8k", ("gsm8k/test.jsonl",), _first("gsm8k/test.jsonl", 200),
@@ -207,7 +243,28 @@ SPECS: list[SliceSpec] = [
               _first("mt_bench/question.jsonl", None), "all 80 questions",
               "github lm-sys/FastChat fastchat/llm_judge/data/mt_bench/question.jsonl", "589532d",
               "Apache-2.0", "HuggingFaceH4/mt_bench_prompts train"),
+    SliceSpec("chartqa.test.jsonl", "chartqa",
+              ("chartqa/test/test_human.json", "chartqa/test/test_augmented.json", "chartqa/test/png"),
+              _chartqa(12),
+              "the first 12 items of test_human.json and of test_augmented.json (file order), alternating "
+              "human and augmented; each the upstream record (imgname, query, label) + split (its file) + "
+              "image (its chart, copied to images/chartqa/)",
+              "json: github vis-nlp/ChartQA 'ChartQA Dataset/test/'; png: github RobustCQA/ChartQA-Split "
+              "dataset/{simple,complex}/png (upstream's chart PNGs)",
+              "vis-nlp/ChartQA 3dab8e8; RobustCQA/ChartQA-Split d20e38a", "GPL-3.0",
+              "lmms-lab/ChartQA test (human_test + augmented_test)", images=("images/chartqa/", "chartqa/test/png/")),
+    SliceSpec("scienceqa.test.jsonl", "scienceqa",
+              ("scienceqa/llava_test_CQM-A.first150img.json", "scienceqa/images/test"),
+              _scienceqa(24, 100_000),
+              "the first 24 image questions of llava_test_CQM-A.first150img.json (file order) whose image is "
+              "at most 100 kB (to keep the package small); LLaVA's record (id = ScienceQA pid, image, "
+              "conversations), image made relative to this folder (copied to images/scienceqa/<pid>/)",
+              "LLaVA's conversion: github haotian-liu/LLaVA playground/data/eval/scienceqa/llava_test_CQM-A.json; "
+              "images: github lupantech/chameleon-llm data/scienceqa/images/test (by the ScienceQA author)",
+              "haotian-liu/LLaVA 32cebc3; lupantech/chameleon-llm 4ea0212", "CC BY-NC-SA 4.0",
+              "lmms-lab/ScienceQA ScienceQA-IMG/test", images=("images/scienceqa/", "scienceqa/images/test/")),
 ]
+IMAGE_SUMS = "images/SHA256SUMS"  # every shipped image's sha256, relative to the slices folder
 
 
 # -- checksums ---------------------------------------------------------------------------
@@ -263,11 +320,15 @@ records and the hub's records alike.  Do not edit them by hand: rerun the script
 
 A slice is not the benchmark: scores on a slice are not comparable with published full-split
 numbers.  Each dataset's YAML in `conf/datasets/` names the hub split a slice stands in for.
+
+Image datasets keep their images under `images/<dataset>/`, bytes unchanged from the source
+(a record's `image` is the path relative to this folder); `images/SHA256SUMS` lists each with
+its checksum (`sha256sum -c images/SHA256SUMS` here), and its own checksum is below.
 """
 
 
 def render_readme(specs: list[SliceSpec], counts: dict[str, int], digests: dict[str, str],
-                  source_sums: dict[str, str]) -> str:
+                  source_sums: dict[str, str], images: dict[str, dict[str, str]], image_bytes: dict[str, int]) -> str:
     out = [README_HEAD, "## Slices\n",
            "| file | dataset | rows | stands in for | licence | sha256 |",
            "|---|---|---|---|---|---|"]
@@ -275,6 +336,10 @@ def render_readme(specs: list[SliceSpec], counts: dict[str, int], digests: dict[
         out.append(f"| {s.file} | {s.dataset} | {counts[s.file]} | {s.hub} | {s.licence} | "
                    f"`{digests[s.file][:16]}` |")
     out.append(f"\nTotal: {sum(counts.values())} rows.\n")
+    if images:
+        n_img = sum(len(v) for v in images.values())
+        out.append(f"Images: {n_img} files, {sum(image_bytes.values())} bytes; `{IMAGE_SUMS}` sha256 "
+                   f"`{digests[IMAGE_SUMS]}`.\n")
     out.append("## Provenance\n")
     for s in specs:
         out.append(f"### {s.file}\n")
@@ -282,15 +347,18 @@ def render_readme(specs: list[SliceSpec], counts: dict[str, int], digests: dict[
         out.append(f"- source: {s.source}")
         out.append(f"- upstream revision: {s.revision}")
         out.append(f"- licence: {s.licence}")
-        files = sorted(n for n in source_sums for rel in s.sources
-                       if n == rel or n.startswith(rel.rstrip("/") + "/"))
-        if len(files) <= 3:
-            for name in files:
-                out.append(f"- shared/data/{name}: sha256 `{source_sums[name]}`")
-        else:
-            joined = hashlib.sha256("".join(f"{n}:{source_sums[n]}\n" for n in files).encode()).hexdigest()
-            out.append(f"- shared/data/{s.sources[0]}/ ({len(files)} files): sha256 of the sorted "
-                       f"'name:sha256' list `{joined}`")
+        for rel in s.sources:  # a file, or a folder (its files' checksums hashed together)
+            files = sorted(n for n in source_sums if n == rel or n.startswith(rel.rstrip("/") + "/"))
+            if len(files) <= 3:
+                for name in files:
+                    out.append(f"- shared/data/{name}: sha256 `{source_sums[name]}`")
+            else:
+                joined = hashlib.sha256("".join(f"{n}:{source_sums[n]}\n" for n in files).encode()).hexdigest()
+                out.append(f"- shared/data/{rel}/ ({len(files)} files): sha256 of the sorted "
+                           f"'name:sha256' list `{joined}`")
+        if s.file in images:
+            out.append(f"- images: {len(images[s.file])} files, {image_bytes[s.file]} bytes, in {s.images[0]} "
+                       f"(copied from shared/data/{s.images[1]}, listed in {IMAGE_SUMS})")
         out.append(f"- slice sha256: `{digests[s.file]}`\n")
     return "\n".join(out).rstrip("\n") + "\n"
 
@@ -304,25 +372,60 @@ def build(data: Path, out: Path, specs: list[SliceSpec] | None = None) -> dict[s
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     digests: dict[str, str] = {}
+    images: dict[str, dict[str, str]] = {}  # slice file -> {image path in the slices folder: sha256}
     for spec in specs:
         lines = spec.build(data)
         if not lines:
             raise SliceError(f"{spec.file}: no records selected")
-        for ln in lines:
-            json.loads(ln)  # every line must be one JSON object
+        records = [json.loads(ln) for ln in lines]  # every line must be one JSON object
         blob = ("\n".join(lines) + "\n").encode("utf-8")
         (out / spec.file).write_bytes(blob)
         counts[spec.file] = len(lines)
         digests[spec.file] = hashlib.sha256(blob).hexdigest()
-    readme = render_readme(specs, counts, digests, source_sums).encode("utf-8")
+        if spec.images:
+            images[spec.file] = copy_images(spec, records, data, out, source_sums)
+    image_bytes = {f: sum((out / p).stat().st_size for p in v) for f, v in images.items()}
+    if images:
+        listing = "".join(f"{d}  {p}\n" for p, d in sorted((p, d) for v in images.values() for p, d in v.items()))
+        (out / IMAGE_SUMS).write_bytes(listing.encode("utf-8"))
+        digests[IMAGE_SUMS] = hashlib.sha256(listing.encode("utf-8")).hexdigest()
+    readme = render_readme(specs, counts, digests, source_sums, images, image_bytes).encode("utf-8")
     (out / "README.md").write_bytes(readme)
     digests["README.md"] = hashlib.sha256(readme).hexdigest()
+    digests.pop(IMAGE_SUMS, None)  # in images/: the README carries its digest
     return digests
 
 
+def copy_images(spec: SliceSpec, records: list[dict], data: Path, out: Path,
+                source_sums: dict[str, str]) -> dict[str, str]:
+    """Copy the images the records name, bytes unchanged (each source already verified against
+    SHA256SUMS), into a fresh ``out/<spec.images[0]>``; return {path in the slices folder: sha256}."""
+    assert spec.images is not None
+    dest, src = spec.images
+    shutil.rmtree(out / dest, ignore_errors=True)  # images dropped from the selection must go too
+    copied: dict[str, str] = {}
+    for rec in records:
+        rel = rec.get("image")
+        if not isinstance(rel, str) or not rel.startswith(dest) or ".." in Path(rel).parts:
+            raise SliceError(f"{spec.file}: record image {rel!r} is not a path under {dest}")
+        source = src + rel[len(dest):]
+        if source not in source_sums:
+            raise SliceError(f"{spec.file}: image {source} is not among the verified sources")
+        if rel not in copied:
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            (out / rel).write_bytes((data / source).read_bytes())
+            copied[rel] = source_sums[source]
+    return copied
+
+
+def _files(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
 def compare(a: Path, b: Path) -> list[str]:
-    """Names of the files that differ between two slice folders (missing counts as different)."""
-    names = {p.name for p in a.iterdir() if p.is_file()} | {p.name for p in b.iterdir() if p.is_file()}
+    """Files (paths relative to the folders, images included) that differ between two slice
+    folders; missing counts as different."""
+    names = _files(a) | _files(b)
     return sorted(n for n in names
                   if not (a / n).is_file() or not (b / n).is_file()
                   or sha256_file(a / n) != sha256_file(b / n))
@@ -349,8 +452,10 @@ def main(argv: list[str] | None = None) -> int:
     except (SliceError, OSError) as exc:
         print(f"make_slices: {exc}", file=sys.stderr)
         return 2
-    total = sum((args.out / f).stat().st_size for f in digests)
-    print(f"wrote {len(digests)} files to {args.out} ({total / 1e6:.2f} MB)")
+    files = _files(args.out)
+    total = sum((args.out / f).stat().st_size for f in files)
+    print(f"wrote {len(digests)} slice files and {len(files) - len(digests)} image files (with their list) "
+          f"to {args.out} ({total / 1e6:.2f} MB)")
     return 0
 
 

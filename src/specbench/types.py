@@ -6,6 +6,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+@dataclass(frozen=True)
+class ImageRef:
+    """Where one of an item's images is: a file (an offline slice's), or the bytes a hub record
+    carried.  Decoded only when an engine needs it (``specbench.data.images.open_image``), so a
+    missing or broken image fails that item, with its reason, not the whole load."""
+
+    name: str  # what the per-sample table shows: the slice-relative path, or the hub record's file name
+    path: str | None = None  # absolute path of the file
+    data: bytes | None = None  # encoded image bytes (PNG, JPEG, ...) from a hub record
+
+
 @dataclass
 class Item:
     """One normalized dataset item, whatever the source format was."""
@@ -17,6 +28,7 @@ class Item:
     gold: int | None = None  # index of the right choice
     test: str | None = None  # code_exec: test code run after the program
     entry_point: str | None = None  # code_exec: function the tests call
+    images: list[ImageRef] = field(default_factory=list)  # shown to the model before the prompt text
 
 
 @dataclass

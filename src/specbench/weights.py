@@ -101,6 +101,8 @@ def runnable_reason(model: ModelConfig, gpus: int | None = None) -> str | None:
     Hub reachability is not checked here (it needs a network call); ``resolve`` does.
     """
     gpus = gpu_count() if gpus is None else gpus
+    if model.skip_reason:
+        return f"{model.key}: {' '.join(model.skip_reason.split())}"
     if model.api_only:
         return f"{model.key} is API-only ({model.display_name}); use --engine openai with its endpoint"
     if not model.can_generate:
@@ -109,8 +111,8 @@ def runnable_reason(model: ModelConfig, gpus: int | None = None) -> str | None:
         return (f"{model.key} is encoder-decoder: vLLM dropped those (except Whisper) and the transformers "
                 "engine serves causal language models only")
     reasons = []
-    if model.modality.value != "text":
-        reasons.append(f"a {model.modality.value} model (image inputs are not supported yet)")
+    if model.modality.value != "text" and model.vision is None:
+        reasons.append(f"a {model.modality.value} model without a `vision` section (how its engine takes images)")
     if model.min_gpus > 1 and gpus < model.min_gpus:
         reasons.append(f"needs {model.min_gpus} GPUs (tensor_parallel_size {model.tensor_parallel_size}), "
                        f"{gpus} present")
@@ -141,6 +143,9 @@ def locate(model: ModelConfig, offline: bool | None = None) -> ResolvedModel:
     if model.offline is not None:
         gguf = _find_gguf(model)
         digest = _gguf_digest(gguf)
+        if model.offline.build:  # assembled from the GGUF's text model and parts made here
+            digest = _built_digest(digest, model.offline.build)
+            return ResolvedModel(path=str(_gguf_dir(model, digest)), revision=f"built:{digest}", source="built")
         return ResolvedModel(path=str(_gguf_dir(model, digest)), revision=f"gguf:{digest}", source="gguf")
     if offline:
         raise ModelUnavailable(f"{model.key}: the hub is offline (HF_HUB_OFFLINE) and no offline source is declared")
@@ -151,10 +156,13 @@ def locate(model: ModelConfig, offline: bool | None = None) -> ResolvedModel:
 def materialize(model: ModelConfig, located: ResolvedModel) -> ResolvedModel:
     """The located weights on local disk: the embedded GGUF converted once (about 30 s) into
     cache/models/<key>-<sha>/, or a hub snapshot downloaded; what is already there is reused."""
-    if located.source == "gguf":
+    if located.source in ("gguf", "built"):
         out = Path(located.path)
         if not (out / "specbench.json").is_file():
-            _convert_gguf(_find_gguf(model), out, model)
+            if located.source == "gguf":
+                _convert_gguf(_find_gguf(model), out, model)
+            else:
+                _build(model, out)
         return located
     if located.source == "hub":
         return _from_hub(model)
@@ -224,6 +232,42 @@ def _gguf_digest(gguf: Path) -> str:
 
 def _gguf_dir(model: ModelConfig, digest: str) -> Path:
     return cache_dir() / "models" / f"{model.key}-{digest}"
+
+
+def _built_digest(gguf_digest: str, builder: str) -> str:
+    import hashlib
+
+    from specbench.builders import BUILDER_REVISION
+
+    return hashlib.sha256(f"{gguf_digest}:{builder}:{BUILDER_REVISION}".encode()).hexdigest()[:12]
+
+
+def _build(model: ModelConfig, out: Path) -> None:
+    """A model assembled from the GGUF's text model (converted into a scratch folder first) by the
+    builder its ``offline.build`` names (see :mod:`specbench.builders`); atomic like the conversion."""
+    import shutil
+    import tempfile
+
+    from specbench.builders import BUILDERS
+
+    assert model.offline is not None and model.offline.build is not None
+    builder = BUILDERS.get(model.offline.build)
+    if builder is None:
+        raise ModelUnavailable(f"{model.key}: unknown builder '{model.offline.build}'; valid: {', '.join(BUILDERS)}")
+    t0 = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
+        text_dir = Path(scratch) / "text"
+        _convert_gguf(_find_gguf(model), text_dir, model)
+        tmp = Path(scratch) / "built"
+        builder(text_dir, tmp, 0)
+        (tmp / "specbench.json").write_text(json.dumps({
+            "model": model.key, "builder": model.offline.build, "random_weights": model.random_weights,
+            "built_s": round(time.perf_counter() - t0, 1)}))
+        try:
+            tmp.rename(out)
+        except OSError:  # a concurrent builder won the race
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _convert_gguf(gguf: Path, out: Path, model: ModelConfig) -> None:

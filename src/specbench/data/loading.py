@@ -83,8 +83,11 @@ def plan_source(dataset: DatasetConfig) -> DataSource:
     slice; a pure decision (one HEAD request per process), made before anything loads."""
     why = datasets_offline() or _hub_unreachable()
     slice_path = _slice_path(dataset.offline_slice)
-    if why is None or slice_path is None or not slice_path.is_file():
+    if why is None:
         return DataSource("hub", dataset.samples)
+    if slice_path is None or not slice_path.is_file():  # a hub-only dataset with no hub: nothing to run
+        raise DataUnavailable(f"dataset '{dataset.key}' needs the hub ({_hub_source(dataset, dataset.split)}), "
+                              f"which cannot be used ({why}), and ships no offline slice")
     with open(slice_path, "rb") as fh:
         lines = sum(1 for line in fh if line.strip())
     return DataSource("slice", lines, f"hub not used: {why}")
@@ -100,9 +103,20 @@ def _load_hub(dataset: DatasetConfig, adapter: Adapter, split: str) -> datasets.
 
     configs: list[str | None] = (
         [dataset.hub_config] if dataset.hub_config or not adapter.hub_configs else list(adapter.hub_configs))
-    parts = [datasets.load_dataset(dataset.hub_path, cfg, split=split, revision=dataset.revision)
+    parts = [_undecoded_images(datasets.load_dataset(dataset.hub_path, cfg, split=split, revision=dataset.revision))
              for cfg in configs]
     return parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+
+
+def _undecoded_images(ds: datasets.Dataset) -> datasets.Dataset:
+    """Image columns as ``{"bytes", "path"}``: the engine decodes each item's images when it runs
+    it (``data.images.open_image``), so one broken image fails its item, not the whole load."""
+    import datasets
+
+    for name, feature in ds.features.items():
+        if isinstance(feature, datasets.Image) and feature.decode:
+            ds = ds.cast_column(name, datasets.Image(decode=False))  # a metadata change, no rewrite
+    return ds
 
 
 def _load_slice(path: Path) -> datasets.Dataset:

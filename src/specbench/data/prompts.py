@@ -33,7 +33,9 @@ from specbench.types import Item
 __all__ = ["Message", "Prompt", "build_prompt", "build_prompts", "choice_requests", "fewshot_draws",
            "prompt_text", "render", "select_fewshot"]
 
-Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
+# {"role": "system" | "user" | "assistant", "content": text, or for an item with images content
+# parts: [{"type": "image", "name": ...}, ..., {"type": "text", "text": ...}]}
+Message = dict[str, Any]
 Prompt = str | list[Message]  # plain text, or chat messages for the engine's chat template
 
 
@@ -241,8 +243,24 @@ def build_prompts(dataset: DatasetConfig, items: list[Item], fewshot_items: list
                 out.append(_layout(turns, layout))
             continue
         turns += _qa_turn(render(p.template, item.doc), None, _gen_prefix(p, item.doc), p.target_delimiter, "")
-        out.append(_layout(turns, layout))
+        out.append(_with_images(dataset, item, _layout(turns, layout)))
     return out
+
+
+def _with_images(dataset: DatasetConfig, item: Item, prompt: Prompt) -> Prompt:
+    """An item's images go first in its (last) user message, as content parts -- lmms-eval's
+    layout, the image before the question -- for the model's chat template to place its image
+    tokens; a placeholder names the image for people, the engine gets the pixels beside it."""
+    if not item.images:
+        return prompt
+    if isinstance(prompt, str):
+        raise ValueError(f"dataset '{dataset.key}': item {item.id} has images, which only chat messages carry; "
+                         "image datasets need a model with a chat template (instruct: true) and chat_layout "
+                         "multiturn or singleturn")
+    last = max(i for i, m in enumerate(prompt) if m["role"] == "user")
+    parts = [{"type": "image", "name": ref.name} for ref in item.images]
+    message = {"role": "user", "content": [*parts, {"type": "text", "text": prompt[last]["content"]}]}
+    return [*prompt[:last], message, *prompt[last + 1:]]
 
 
 def build_prompt(dataset: DatasetConfig, item: Item, fewshot_items: list[Item], *, chat: bool = False) -> Prompt:

@@ -25,6 +25,7 @@ from specbench.engines.base import (
     EngineStats,
     Generation,
     GenParams,
+    Images,
     LoglikResult,
     Message,
     PeakRSS,
@@ -126,7 +127,7 @@ def make_engine(kind: str, params: dict[str, Any], **options: Any) -> Engine:
 
 
 __all__ = [
-    "CAPABILITIES", "ENGINES", "Engine", "EngineInfo", "EngineStats", "GenParams", "Generation", "LoglikResult",
-    "Message", "PeakRSS", "Prompt", "Timer", "WEIGHT_KEYS", "engine_info", "engine_names", "load_engines",
-    "make_engine", "planned_params", "register_engine", "with_weights"
+    "CAPABILITIES", "ENGINES", "Engine", "EngineInfo", "EngineStats", "GenParams", "Generation", "Images",
+    "LoglikResult", "Message", "PeakRSS", "Prompt", "Timer", "WEIGHT_KEYS", "engine_info", "engine_names",
+    "load_engines", "make_engine", "planned_params", "register_engine", "with_weights"
 ]

@@ -16,10 +16,15 @@ from typing import Any
 
 import psutil
 
-Message = dict[str, str]  # {"role": ..., "content": ...}
+# {"role": ..., "content": text}, or for an item with images content parts, HF's chat layout:
+# [{"type": "image", "name": ...}, ..., {"type": "text", "text": ...}] -- the image parts are
+# placeholders (the model's chat template turns each into its image token); the images
+# themselves travel beside the prompts, as decoded PIL images, in generate's ``images``.
+Message = dict[str, Any]
 # Plain text, sent as it is, or chat messages, to which the engine applies the model's chat
 # template (the same alias as specbench.data.Prompt, which builds them; engines do not import data).
 Prompt = str | list[Message]
+Images = list[list[Any]]  # per prompt, its decoded images (PIL.Image.Image), in placeholder order
 
 
 @dataclass(frozen=True)
@@ -85,9 +90,12 @@ class Engine(ABC):
         self.load_s: float = 0.0
 
     @abstractmethod
-    def generate(self, prompts: list[Prompt], params: GenParams) -> Generation:
+    def generate(self, prompts: list[Prompt], params: GenParams, images: Images | None = None) -> Generation:
         """All prompts in one call (the engine batches); a prompt that is a list of chat messages
-        goes through the model's chat template (:func:`chat_text`), plain text as it is."""
+        goes through the model's chat template (:func:`chat_text`), plain text as it is.
+
+        ``images[i]`` are prompt i's images (engines registered with the ``images`` capability
+        take them; the others are never given any: the planner checks)."""
 
     @abstractmethod
     def loglikelihood(self, requests: list[tuple[Prompt, str]]) -> list[LoglikResult]:

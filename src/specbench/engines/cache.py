@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from specbench.engines.base import Engine, EngineStats, Generation, GenParams, LoglikResult, Prompt
+from specbench.engines.base import Engine, EngineStats, Generation, GenParams, Images, LoglikResult, Prompt
 from specbench.identity import digest
 from specbench.weights import cache_dir
 
@@ -81,11 +81,22 @@ def _key(*parts: Any) -> str:
     return digest(list(parts), length=64)
 
 
-def _gen_key(scope: dict[str, Any], params: GenParams, prompt: Prompt) -> str:
+def _pixels(image: Any) -> str:
+    """An image's identity: its decoded pixels (a re-encoded file of the same picture is the same)."""
+    import hashlib
+
+    h = hashlib.sha256(f"{image.mode}:{image.size}".encode())
+    h.update(image.tobytes())
+    return h.hexdigest()[:32]
+
+
+def _gen_key(scope: dict[str, Any], params: GenParams, prompt: Prompt, images: list[Any] | None = None) -> str:
     # plain text keeps the key it had when engines took (prompt, chat=False, system=None), so
-    # earlier entries still answer; chat messages are keyed as messages
+    # earlier entries still answer; chat messages are keyed as messages, with their images' pixels
     if isinstance(prompt, str):
         return _key("gen", scope, params.as_dict(), False, None, prompt)
+    if images:
+        return _key("gen", scope, params.as_dict(), "messages", prompt, [_pixels(im) for im in images])
     return _key("gen", scope, params.as_dict(), "messages", prompt)
 
 
@@ -144,13 +155,15 @@ class CachingEngine(Engine):
         self._served_by = origins.pop() if not miss and len(origins) == 1 else None
         return {k: v for k, (v, _) in found.items()}, miss
 
-    def generate(self, prompts: list[Prompt], params: GenParams) -> Generation:
-        keys = [_gen_key(self.scope, params, p) for p in prompts]
+    def generate(self, prompts: list[Prompt], params: GenParams, images: Images | None = None) -> Generation:
+        keys = [_gen_key(self.scope, params, p, images[i] if images else None) for i, p in enumerate(prompts)]
         found, miss = self._find(keys)
         texts: list[list[str]] = [found[k] if k in found else [] for k in keys]
         gen = Generation(texts=[], prompt_tokens=0, output_tokens=0, wall_s=0.0)
         if miss:
-            gen = self.engine().generate([prompts[i] for i in miss], params)
+            todo = [prompts[i] for i in miss]
+            gen = (self.engine().generate(todo, params, images=[images[i] for i in miss]) if images
+                   else self.engine().generate(todo, params))
             for i, t in zip(miss, gen.texts, strict=True):
                 texts[i] = t
             if self.cache:

@@ -14,6 +14,7 @@ from specbench.engines.base import (
     Engine,
     Generation,
     GenParams,
+    Images,
     LoglikResult,
     Prompt,
     prompt_texts,
@@ -24,7 +25,7 @@ from specbench.registry.schema import ModelConfig, PresetConfig
 from specbench.weights import ResolvedModel, gpu_count
 
 
-@register_engine("transformers", capabilities={"generate", "loglikelihood"}, package="transformers")
+@register_engine("transformers", capabilities={"generate", "loglikelihood", "images"}, package="transformers")
 class HFEngine(Engine):
     """transformers in this process: batched generate, logits for continuations."""
 
@@ -37,43 +38,60 @@ class HFEngine(Engine):
         batch = preset.max_num_seqs or model.evaluation_batch_size
         return {"model": resolved.path, "dtype": dtype, "batch_size": batch,
                 "trust_remote_code": model.trust_remote_code, "seed": seed,
-                **({"hf_overrides": dict(model.hf_overrides)} if model.hf_overrides else {})}
+                **({"hf_overrides": dict(model.hf_overrides)} if model.hf_overrides else {}),
+                # a vision-language model: its processor and image-text-to-text class, with these options
+                **({"vision": dict(model.vision.processor_kwargs)} if model.vision else {})}
 
     @classmethod
     def start(cls, params: dict[str, Any], **options: Any) -> HFEngine:
         return cls(params["model"], dtype=params["dtype"], batch_size=params["batch_size"],
                    trust_remote_code=params["trust_remote_code"], seed=params["seed"],
-                   hf_overrides=params.get("hf_overrides"))
+                   hf_overrides=params.get("hf_overrides"), vision=params.get("vision"))
 
     def __init__(self, path: str, dtype: str = "float32", batch_size: int = 16,
                  trust_remote_code: bool = False, device: str | None = None, seed: int = 0,
-                 hf_overrides: dict[str, Any] | None = None) -> None:
+                 hf_overrides: dict[str, Any] | None = None, vision: dict[str, Any] | None = None) -> None:
         super().__init__()
         import torch
         import transformers
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
         t0 = time.perf_counter()
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         torch_dtype = getattr(torch, dtype) if dtype != "auto" else "auto"
-        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code,
-                                                       padding_side="left")
+        self.vision = vision  # None: a text model; else the image processor's options
+        self.processor: Any = None
+        if vision is not None:
+            self.processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
+            self.tokenizer = self.processor.tokenizer
+            self.tokenizer.padding_side = "left"
+        else:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code,
+                                                           padding_side="left")
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         # hf_overrides: config attributes, as vLLM's option of that name (from_pretrained sets them)
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, trust_remote_code=trust_remote_code,
-                                                          **(hf_overrides or {})).to(self.device)
+        auto = AutoModelForImageTextToText if vision is not None else AutoModelForCausalLM
+        # Several GPUs: accelerate spreads the layers over them (what a 90B model needs; vLLM, not
+        # this engine, is the tensor-parallel one); one device: the whole model on it.
+        spread = self.device == "cuda" and torch.cuda.device_count() > 1
+        self.model = auto.from_pretrained(path, dtype=torch_dtype, trust_remote_code=trust_remote_code,
+                                          **({"device_map": "auto"} if spread else {}), **(hf_overrides or {}))
+        if not spread:
+            self.model = self.model.to(self.device)
         self.model.eval()
         torch.manual_seed(seed)
         self.batch_size = batch_size
         self.load_s = time.perf_counter() - t0
         self.params = {"model": path, "dtype": dtype, "batch_size": batch_size, "device": self.device,
-                       "version": transformers.__version__, **({"hf_overrides": hf_overrides} if hf_overrides else {})}
+                       "version": transformers.__version__, **({"hf_overrides": hf_overrides} if hf_overrides else {}),
+                       **({"vision": vision} if vision is not None else {})}
 
-    def generate(self, prompts: list[Prompt], params: GenParams) -> Generation:
+    def generate(self, prompts: list[Prompt], params: GenParams, images: Images | None = None) -> Generation:
         import torch
 
-        texts = prompt_texts(self.tokenizer, prompts)
+        with_images = bool(images and any(images))
+        texts = prompt_texts(self.processor if with_images else self.tokenizer, prompts)
         out: list[list[str]] = []
         prompt_tokens = output_tokens = 0
         t0 = time.perf_counter()
@@ -82,8 +100,14 @@ class HFEngine(Engine):
         results: dict[int, list[str]] = {}
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
-            enc = self.tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True,
-                                 add_special_tokens=False).to(self.device)
+            if with_images:  # the processor expands each image placeholder into the model's image tokens
+                assert images is not None
+                enc = self.processor(text=[texts[i] for i in idx], images=[images[i] for i in idx],
+                                     return_tensors="pt", padding=True, add_special_tokens=False,
+                                     **(self.vision or {})).to(self.device)
+            else:
+                enc = self.tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True,
+                                     add_special_tokens=False).to(self.device)
             gen_kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens,
                                           "num_return_sequences": params.n,
                                           "pad_token_id": self.tokenizer.pad_token_id}

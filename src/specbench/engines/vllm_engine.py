@@ -10,7 +10,16 @@ import time
 from typing import Any
 
 from specbench.engines import register_engine
-from specbench.engines.base import Engine, Generation, GenParams, LoglikResult, Prompt, prompt_texts, split_context
+from specbench.engines.base import (
+    Engine,
+    Generation,
+    GenParams,
+    Images,
+    LoglikResult,
+    Prompt,
+    prompt_texts,
+    split_context,
+)
 from specbench.registry.schema import DType, ModelConfig, PresetConfig, Quantization
 from specbench.weights import ResolvedModel, gpu_count
 
@@ -53,6 +62,10 @@ def engine_args(model: ModelConfig, preset: PresetConfig, path: str, on_gpu: boo
         args["quantization"] = model.quantization.value
     if model.hf_overrides:
         args["hf_overrides"] = dict(model.hf_overrides)
+    if model.vision is not None:  # how many images a prompt may carry, and the image processor's options
+        args["limit_mm_per_prompt"] = {"image": model.vision.images_per_prompt}
+        if model.vision.processor_kwargs:
+            args["mm_processor_kwargs"] = dict(model.vision.processor_kwargs)
     if not on_gpu:
         # On the CPU backend gpu_memory_utilization reserves a fraction of *host* memory;
         # an explicit KV-cache size is the knob that means something there.
@@ -60,7 +73,7 @@ def engine_args(model: ModelConfig, preset: PresetConfig, path: str, on_gpu: boo
     return args
 
 
-@register_engine("vllm", capabilities={"generate", "loglikelihood"}, package="vllm")
+@register_engine("vllm", capabilities={"generate", "loglikelihood", "images"}, package="vllm")
 class VLLMEngine(Engine):
     """vLLM in this process (its engine core and workers are child processes)."""
 
@@ -84,16 +97,34 @@ class VLLMEngine(Engine):
         self.tokenizer = self.llm.get_tokenizer()
         self.params = dict(args)
         self.params["version"] = vllm.__version__
+        self._processor: Any = None
 
-    def generate(self, prompts: list[Prompt], params: GenParams) -> Generation:
+    @property
+    def processor(self) -> Any:
+        """The model's processor, whose chat template places image tokens (loaded on first use:
+        text-only cells never need it); the transformers engine renders with the same one."""
+        if self._processor is None:
+            from transformers import AutoProcessor
+
+            self._processor = AutoProcessor.from_pretrained(
+                self.params["tokenizer"], trust_remote_code=self.params.get("trust_remote_code", False))
+        return self._processor
+
+    def generate(self, prompts: list[Prompt], params: GenParams, images: Images | None = None) -> Generation:
         from vllm import SamplingParams
 
-        texts = prompt_texts(self.tokenizer, prompts)
+        inputs: list[Any]
+        if images and any(images):  # vLLM's multimodal inputs: the chat text plus the decoded images
+            texts = prompt_texts(self.processor, prompts)
+            inputs = [{"prompt": t, "multi_modal_data": {"image": imgs}} if imgs else t
+                      for t, imgs in zip(texts, images, strict=True)]
+        else:
+            inputs = prompt_texts(self.tokenizer, prompts)
         sp = SamplingParams(n=params.n, temperature=params.temperature, top_p=params.top_p,
                             max_tokens=params.max_new_tokens, stop=list(params.stop) or None,
                             seed=params.seed if params.temperature > 0 else None)
         t0 = time.perf_counter()
-        outs = self.llm.generate(texts, sp, use_tqdm=True)
+        outs = self.llm.generate(inputs, sp, use_tqdm=True)
         wall = time.perf_counter() - t0
         return Generation(
             texts=[[c.text for c in o.outputs] for o in outs],

@@ -30,12 +30,22 @@ from specbench.pipeline.plan import (
     tuned_preset_name,
 )
 from specbench.pipeline.rescore import PredictionsError, read_predictions, rescore
-from specbench.pipeline.task import Answered, Prepared, Task, answer, prepare, sample_rows, score, task_for
+from specbench.pipeline.task import (
+    Answered,
+    Prepared,
+    Task,
+    answer,
+    answer_prepared,
+    prepare,
+    sample_rows,
+    score,
+    task_for,
+)
 
 __all__ = [
     "Answered", "CategoryPlan", "CategoryResult", "CellPlan", "CellResult", "CellUnavailable", "PlannedCell",
-    "PredictionsError", "Prepared", "TUNED", "Task", "answer", "cache_scope", "engine_for", "engine_params",
-    "hub_reachable", "materialize_weights", "needs", "plan_category", "plan_cell", "prepare", "read_predictions",
-    "rescore", "resolve_preset", "run_category", "run_cell", "sample_rows", "score", "stale_checkpoint",
-    "start_engine", "task_for", "tuned_preset_name"
+    "PredictionsError", "Prepared", "TUNED", "Task", "answer", "answer_prepared", "cache_scope", "engine_for",
+    "engine_params", "hub_reachable", "materialize_weights", "needs", "plan_category", "plan_cell", "prepare",
+    "read_predictions", "rescore", "resolve_preset", "run_category", "run_cell", "sample_rows", "score",
+    "stale_checkpoint", "start_engine", "task_for", "tuned_preset_name"
 ]

@@ -35,7 +35,17 @@ class CellResult:
 # What a cell measures of its engine (not of its answers): carried over to a cell whose answers
 # all come from the generation cache, from the run that generated them.
 PERF_METRICS = ("output_tokens", "prompt_tokens", "output_tokens_per_s", "total_tokens_per_s", "requests_per_s",
-                "generation_s", "latency_mean_s", "peak_rss_mb", "kv_cache_tokens", "gpu_used_mb", "gpu_peak_mb")
+                "generation_s", "latency_mean_s", "peak_rss_mb", "kv_cache_tokens", "gpu_used_mb", "gpu_peak_mb",
+                "images_per_s")
+SAMPLE_IMAGES = 8  # samples logged with their images (sample_images.json); samples.json names every image
+
+
+def _image_rows(rows: list[dict[str, Any]], images: list[list[Any]]) -> list[dict[str, Any]]:
+    """The first few samples that have an image, each with its (first) image beside its answer."""
+    out = [{"image": imgs[0], **{k: v for k, v in row.items() if k in ("id", "output", "extracted", "reference")
+                                 or k.startswith("score.")}}
+           for row, imgs in zip(rows, images, strict=True) if imgs]
+    return out[:SAMPLE_IMAGES]
 
 
 def _figures_from(engine: Engine, origin: str, run: tracking.RunHandle) -> dict[str, float]:
@@ -120,7 +130,7 @@ def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str
                     engine = start_engine(plan, **(engine_options or {}))
                 engine.attribute(run.run_id)  # a cache records this run as the outputs' origin
                 before = engine.stats()
-                answered = pipeline.answer(plan.task, engine, prepared.items, prepared.prompts)
+                answered = pipeline.answer_prepared(prepared, engine)
             after = engine.stats()
             if after.version:  # known once the engine (or the cached one) has started
                 run.log_params({f"{plan.engine}.version": after.version})
@@ -138,7 +148,10 @@ def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str
             elif after.served_by and after.served_by != run.run_id:
                 metrics.update(_figures_from(engine, after.served_by, run))
             logged = run.log_metrics(metrics)
-            run.log_table(pipeline.sample_rows(prepared.items, prepared.prompts, answered.outputs, report))
+            rows = pipeline.sample_rows(prepared.items, prepared.prompts, answered.outputs, report, prepared.failures)
+            run.log_table(rows)
+            if prepared.images:  # a handful of samples with their images, for the UI
+                run.log_image_table(_image_rows(rows, prepared.images))
             if plan.dataset.lm_eval_task:  # lm-eval's results and samples files, for lm-eval tooling
                 for path, text in lmeval_io.cell_files(plan, prepared.items, prepared.prompts, answered.outputs,
                                                        report, tracking.git_commit()).items():

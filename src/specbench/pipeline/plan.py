@@ -13,12 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from specbench.data.errors import DataUnavailable
 from specbench.data.loading import DataSource, plan_source
 from specbench.engines import GenParams, engine_info, planned_params
 from specbench.identity import digest
 from specbench.pipeline.task import Task, task_for
 from specbench.registry import Registry, RegistryError
-from specbench.registry.schema import DatasetConfig, ModelConfig, PresetConfig, Status
+from specbench.registry.schema import DatasetConfig, ModelConfig, PresetConfig, Status, TaskType
 from specbench.registry.schema import to_plain as _plain
 from specbench.weights import (
     SIMULATED_SOURCE,
@@ -98,6 +99,8 @@ class CellPlan:
             tags["perf_representative"] = "false"
         if self.model.parent:
             tags["parent"] = self.model.parent
+        if self.model.random_weights:  # a test model: its scores are no model's
+            tags["random_weights"] = self.model.random_weights
         return tags
 
     def config(self) -> dict[str, Any]:
@@ -145,8 +148,15 @@ def plan_cell(reg: Registry, model_key: str, dataset_key: str, *, preset: str | 
     if engine_for(model, engine) is None:
         raise CellUnavailable(f"{model.key}: the {engine} engine cannot serve it (its registry entry allows: "
                               f"{', '.join(model.engines)}); use --engine {model.engines[0]}")
+    if dataset.task_type == TaskType.multimodal:
+        if model.vision is None:
+            raise CellUnavailable(f"{dataset.key} asks about images; {model.key} is not a vision-language model "
+                                  "(its registry entry has no `vision` section)")
+        if not info.can("images"):
+            raise CellUnavailable(f"{dataset.key} has images, which the {engine} engine cannot take")
     try:
-        task = task_for(dataset, instruct=model.instruct, seed=seed)
+        task = task_for(dataset, instruct=model.instruct, seed=seed,
+                        images_per_prompt=model.vision.images_per_prompt if model.vision else 0)
     except ValueError as exc:
         raise CellUnavailable(str(exc)) from None
     needed = "loglikelihood" if task.loglik else "generate"
@@ -164,7 +174,10 @@ def plan_cell(reg: Registry, model_key: str, dataset_key: str, *, preset: str | 
         raise CellUnavailable(stale)
     if slice_policy not in SLICE_POLICIES:
         raise RegistryError(f"slice policy '{slice_policy}': valid: {', '.join(SLICE_POLICIES)}")
-    source = plan_source(dataset)
+    try:
+        source = plan_source(dataset)
+    except DataUnavailable as exc:
+        raise CellUnavailable(str(exc)) from None
     partial = source.partial(dataset, samples)
     if partial and slice_policy == "fail":
         raise CellUnavailable(f"{partial}; refused (--slice-policy fail): give hub access, or --samples <= "

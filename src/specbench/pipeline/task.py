@@ -36,10 +36,13 @@ class Task:
     gen: GenParams
     chat: bool  # prompts are chat messages for the model's chat template (instruct models)
     loglik: bool  # choice log-likelihoods (multiple choice) instead of generation
+    images_per_prompt: int = 0  # images the model takes per prompt (0: a text model)
 
 
-def task_for(dataset: DatasetConfig, *, instruct: bool, seed: int = 0, max_new_tokens: int | None = None) -> Task:
-    """The task of a ready dataset for a model (``instruct``: it has a chat template to apply).
+def task_for(dataset: DatasetConfig, *, instruct: bool, seed: int = 0, max_new_tokens: int | None = None,
+             images_per_prompt: int = 0) -> Task:
+    """The task of a ready dataset for a model (``instruct``: it has a chat template to apply;
+    ``images_per_prompt``: how many images it takes, 0 for a text model).
 
     ``max_new_tokens`` caps the dataset's own limit (a sweep's short probe)."""
     prompt = dataset.prompt
@@ -48,7 +51,8 @@ def task_for(dataset: DatasetConfig, *, instruct: bool, seed: int = 0, max_new_t
     loglik = scoring.answer_capability(dataset) == "loglikelihood"
     limit = prompt.max_new_tokens if max_new_tokens is None else min(max_new_tokens, prompt.max_new_tokens)
     gen = GenParams(max_new_tokens=limit, stop=tuple(prompt.stop), seed=seed)
-    return Task(dataset=dataset, gen=gen, chat=instruct and prompt.chat_layout != "none", loglik=loglik)
+    return Task(dataset=dataset, gen=gen, chat=instruct and prompt.chat_layout != "none", loglik=loglik,
+                images_per_prompt=images_per_prompt)
 
 
 @dataclass
@@ -58,6 +62,8 @@ class Prepared:
     task: Task
     loaded: data.LoadedDataset
     prompts: list[data.Prompt]  # plain text, or chat messages when the task applies a chat template
+    images: list[list[Any]] = field(default_factory=list)  # per item, its decoded images (empty: no images)
+    failures: dict[int, str] = field(default_factory=dict)  # item index -> why it could not be asked
 
     @property
     def items(self) -> list[Item]:
@@ -68,11 +74,51 @@ def prepare(task: Task, samples: int | None = None, offline: bool | None = None)
     """Load the first ``samples`` items (all when None) and render their prompts, in document
     order: item i gets lm-eval's i-th few-shot draw, so ``samples=N`` is lm-eval's ``--limit N``.
 
+    Items' images are decoded here: one that is missing, truncated or not an image (or more
+    images than the model takes) fails that item alone, with its reason, and the rest go on.
+
     ``offline``: True reads only the shipped slice, False only the hub (a failure is an error,
     never a silent fall-back to a slice), None the hub when it is usable, else the slice."""
     loaded = data.load_items(task.dataset, samples, offline=offline)
     prompts = data.build_prompts(task.dataset, loaded.items, loaded.fewshot, chat=task.chat)
-    return Prepared(task, loaded, prompts)
+    prepared = Prepared(task, loaded, prompts)
+    if any(item.images for item in loaded.items):
+        _decode_images(prepared)
+    return prepared
+
+
+def _decode_images(p: Prepared) -> None:
+    from specbench.data.images import ImageError, open_image
+
+    for i, item in enumerate(p.items):
+        decoded: list[Any] = []
+        if len(item.images) > p.task.images_per_prompt:
+            p.failures[i] = (f"{len(item.images)} images, the model takes {p.task.images_per_prompt} per prompt "
+                             "(vision.images_per_prompt)")
+        else:
+            try:
+                decoded = [open_image(ref) for ref in item.images]
+            except ImageError as exc:
+                p.failures[i] = str(exc)
+        p.images.append(decoded)
+
+
+def answer_prepared(p: Prepared, engine: Engine) -> Answered:
+    """The prepared items answered in one engine call, with their images; an item that failed
+    to prepare is not sent and gets an empty answer (scored wrong, its reason in the table)."""
+    if not p.images:
+        return answer(p.task, engine, p.items, p.prompts)
+    ok = [i for i in range(len(p.items)) if i not in p.failures]
+    sub = answer(p.task, engine, [p.items[i] for i in ok], [p.prompts[i] for i in ok],
+                 images=[p.images[i] for i in ok]) if ok else Answered([], {})
+    outputs: list[Any] = [[""] for _ in p.items]
+    for i, out in zip(ok, sub.outputs, strict=True):
+        outputs[i] = out
+    n_images = sum(len(p.images[i]) for i in ok)
+    figures = {**sub.figures, "items_failed": len(p.failures), "images": n_images}
+    if n_images and sub.wall_s and sub.figures.get("cached_prompts", 0) < len(ok):
+        figures["images_per_s"] = n_images / sub.wall_s
+    return Answered(outputs, figures, output_tokens=sub.output_tokens, wall_s=sub.wall_s)
 
 
 @dataclass
@@ -85,8 +131,10 @@ class Answered:
     wall_s: float = 0.0
 
 
-def answer(task: Task, engine: Engine, items: list[Item], prompts: list[data.Prompt]) -> Answered:
-    """Every item in one engine call; throughput only from what the engine really generated."""
+def answer(task: Task, engine: Engine, items: list[Item], prompts: list[data.Prompt],
+           images: list[list[Any]] | None = None) -> Answered:
+    """Every item in one engine call; throughput only from what the engine really generated
+    (prompt tokens include the image tokens the engine expanded the images into)."""
     t0 = time.perf_counter()
     if task.loglik:
         requests, owners = [], []
@@ -102,7 +150,7 @@ def answer(task: Task, engine: Engine, items: list[Item], prompts: list[data.Pro
         wall = time.perf_counter() - t0
         return Answered(outputs, {"generation_s": wall, "requests_per_s": len(requests) / wall if wall else None},
                         wall_s=wall)
-    gen = engine.generate(prompts, task.gen)
+    gen = engine.generate(prompts, task.gen, images=images) if images else engine.generate(prompts, task.gen)
     wall = gen.wall_s or (time.perf_counter() - t0)
     generated = len(prompts) - gen.cached
     figures: dict[str, float | None] = {"generation_s": wall, "cached_prompts": gen.cached}
@@ -125,14 +173,16 @@ def score(task: Task, items: list[Item], outputs: list[Any], limits: Limits | No
 
 
 def sample_rows(items: list[Item], prompts: list[data.Prompt], outputs: list[Any],
-                report: ScoreReport) -> list[dict]:
-    """The per-sample table: prompt, output, extracted answer, reference and each score.
+                report: ScoreReport, failures: dict[int, str] | None = None) -> list[dict]:
+    """The per-sample table: prompt, output, extracted answer, reference and each score; for items
+    with images the image names, and for an item that could not be asked, why (``error``).
 
     The prompt is the text the model read when it is plain text; chat messages are shown as
     their JSON (roles and contents, before the engine's chat template, which only the engine's
     tokenizer knows)."""
     rows = []
-    for item, prompt, output, s in zip(items, prompts, outputs, report.samples, strict=True):
+    failures = failures or {}
+    for i, (item, prompt, output, s) in enumerate(zip(items, prompts, outputs, report.samples, strict=True)):
         if isinstance(output, ChoiceScores):
             text = item.choices[max(range(len(output.logprobs)), key=output.logprobs.__getitem__)] \
                 if item.choices and output.logprobs else ""
@@ -140,6 +190,10 @@ def sample_rows(items: list[Item], prompts: list[data.Prompt], outputs: list[Any
         else:
             text = output[0] if len(output) == 1 else output
             extra = {}
+        if item.images:
+            extra["image"] = ", ".join(ref.name for ref in item.images)
+        if i in failures:
+            extra["error"] = failures[i]
         rows.append({"id": item.id, "prompt": data.prompt_text(prompt), "output": text, "extracted": s.extracted,
                      "reference": item.reference, **{f"score.{k}": v for k, v in s.scores.items()}, **extra})
     return rows

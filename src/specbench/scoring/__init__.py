@@ -92,9 +92,11 @@ def score(dataset: DatasetConfig, items: list[Item], outputs: Outputs,
             extracted[i][info.name] = ext
             details[i].update(detail)
 
+    # A metric is the mean over the items that have it: a scorer may report a metric for part of
+    # the items only (chartqa's human and augmented splits, each reported apart and together).
     metrics: dict[str, float] = {}
-    for m in per_item[0]:
-        values = np.array([s[m] for s in per_item], dtype=float)
+    for m in dict.fromkeys(k for s in per_item for k in s):
+        values = np.array([s[m] for s in per_item if m in s], dtype=float)
         metrics[m] = float(values.mean())
         metrics[f"{m}_stderr"] = mean_stderr(values)
 

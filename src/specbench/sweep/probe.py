@@ -28,8 +28,11 @@ def probe_task(ds: DatasetConfig, model: ModelConfig, probe: ProbeSpec) -> Task 
     if ds.status != Status.ready:
         return None
     try:
-        task = pipeline.task_for(ds, instruct=model.instruct, max_new_tokens=probe.max_new_tokens)
+        task = pipeline.task_for(ds, instruct=model.instruct, max_new_tokens=probe.max_new_tokens,
+                                 images_per_prompt=model.vision.images_per_prompt if model.vision else 0)
     except ValueError:  # no prompt section, or scorers that want both ways of answering
+        return None
+    if ds.task_type.value == "multimodal" and model.vision is None:  # a text model cannot see images
         return None
     return None if task.loglik else task
 
@@ -133,7 +136,8 @@ def measure(kind: str, params: dict[str, Any], probe: ProbeSet,
         try:
             engine = make_engine(kind, params)
             for step, (p, a, b) in enumerate(probe.steps()):
-                answered = pipeline.answer(p.task, engine, p.items[a:b], p.prompts[a:b])
+                answered = pipeline.answer(p.task, engine, p.items[a:b], p.prompts[a:b],
+                                           images=p.images[a:b] if p.images else None)
                 outputs[p.task.dataset.key][a:b] = answered.outputs
                 tokens += answered.output_tokens
                 wall += answered.wall_s

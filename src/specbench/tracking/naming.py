@@ -24,6 +24,7 @@ GIT_COMMIT_TAG = "mlflow.source.git.commit"
 PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
 SAMPLES_TABLE = "samples.json"
+SAMPLE_IMAGES_TABLE = "sample_images.json"  # a handful of samples with their images
 # Unprefixed tags of runs made before the prefix, renamed on reading.
 LEGACY_RENAMES = {"git_commit": GIT_COMMIT_TAG}
 

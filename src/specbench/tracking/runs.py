@@ -30,6 +30,7 @@ from specbench.tracking.naming import (
     GIT_COMMIT_TAG,
     KIND_TAG,
     RUN_NAME_TAG,
+    SAMPLE_IMAGES_TABLE,
     SAMPLES_TABLE,
     clean_metrics,
     error_line,
@@ -113,6 +114,15 @@ class RunHandle:
         entry = {"path": path, "type": "table"}
         if entry not in logged:
             client.set_tag(self.run_id, MLFLOW_LOGGED_ARTIFACTS, json.dumps([*logged, entry]))
+
+    def log_image_table(self, rows: list[dict[str, Any]], path: str = SAMPLE_IMAGES_TABLE) -> None:
+        """A few samples with their images (PIL images in the rows), through MLflow's own table
+        image support: it stores each image and a thumbnail, and the UI shows them beside the
+        outputs.  Kept small (a handful of rows); the whole per-sample table names every image."""
+        import pandas as pd
+
+        if rows:
+            mlflow.log_table(data=pd.DataFrame(rows), artifact_file=path)
 
     def log_figure(self, figure: Any, path: str) -> None:
         mlflow.log_figure(figure, path)
