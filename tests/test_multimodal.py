@@ -141,3 +141,20 @@ def test_category_on_this_cpu_through_mlflow_run(tmp_path):
         cell = shown["data"][0][shown["columns"].index("image")]
         assert cell["type"] == "image" and Path(local, cell["filepath"]).is_file()  # the UI's image cell
     assert "llama32_vision_90b" in r.stdout + r.stderr and "needs 4 GPUs" in r.stdout + r.stderr
+
+
+def test_dry_run_plans_every_vlm_cell_with_its_gpus(tmp_path):
+    """The issue's dry-run acceptance command: every VLM of the category is planned (runnable or
+    skipped with its reason), the 90B one with its 4 GPUs; nothing starts."""
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    r = subprocess.run([str(mlflow_bin), "run", ".", "-e", "category", "-P", "name=multimodal_processing",
+                        "-P", "dry_run=true", "--env-manager", "local"], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "HF_HUB_OFFLINE": "1", "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db",
+                            "PATH": f"{mlflow_bin.parent}{os.pathsep}{os.environ.get('PATH', '')}"}, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = "".join(r.stdout.split()).replace("│", "")  # however the console wrapped the table and lines
+    for model in ("qwen2_vl_7b", "internvl2_8b", "llava_1_5_7b", "llava_v1_6_mistral_7b", "phi35_vision",
+                  "llama32_vision_90b", "donut_base", "layoutlmv3_base", "smolvlm_test"):
+        assert f"{model}@chartqa" in out
+    assert "llama32_vision_90b:needs4GPUs(tensor_parallel_size4)" in out
+    assert "donut_base:donut-baseisDonut'spre-trainingcheckpoint" in out  # its registry entry's reason

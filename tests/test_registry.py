@@ -147,3 +147,38 @@ def test_lookup_suggests(registry):
         registry.model("qwen25_7")
     with pytest.raises(RegistryError, match="gsm8k"):
         registry.dataset("gsm8")
+
+
+
+def _set_build(conf: Path, name: str) -> None:
+    _edit(conf / "models" / "smolvlm_test.yaml", lambda d: d["offline"].__setitem__("build", name))
+
+
+def test_offline_build_must_name_a_builder(conf_copy):
+    _set_build(conf_copy, "idefics3_random")  # a typo: the nearest builder
+    msg = _error(conf_copy)
+    assert msg.endswith("models/smolvlm_test.yaml: offline.build: unknown builder 'idefics3_random'; "
+                        "did you mean 'idefics3_random_vision'?")
+    _set_build(conf_copy, "llava")  # nothing near: every valid name
+    msg = _error(conf_copy)
+    assert msg.endswith("models/smolvlm_test.yaml: offline.build: unknown builder 'llava'; "
+                        "valid: idefics3_random_vision")
+    assert len(msg.splitlines()) == 1
+
+
+def test_validate_refuses_an_unknown_builder_in_one_line(conf_copy, capsys):
+    from specbench.cli import main
+
+    _set_build(conf_copy, "idefics3_random")
+    assert main(["--conf", str(conf_copy), "validate"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "models/smolvlm_test.yaml: offline.build: unknown builder 'idefics3_random'" in err
+    assert "'idefics3_random_vision'" in err
+
+
+def test_vision_section_only_on_vision_models(conf_copy):
+    _edit(conf_copy / "models" / "qwen25_7b.yaml", lambda d: d.__setitem__("vision", {"images_per_prompt": 1}))
+    msg = _error(conf_copy)
+    assert msg.endswith("models/qwen25_7b.yaml: vision: a vision section needs modality: vision, not text")
+    assert len(msg.splitlines()) == 1

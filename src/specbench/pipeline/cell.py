@@ -37,7 +37,7 @@ class CellResult:
 PERF_METRICS = ("output_tokens", "prompt_tokens", "output_tokens_per_s", "total_tokens_per_s", "requests_per_s",
                 "generation_s", "latency_mean_s", "peak_rss_mb", "kv_cache_tokens", "gpu_used_mb", "gpu_peak_mb",
                 "images_per_s")
-SAMPLE_IMAGES = 8  # samples logged with their images (sample_images.json); samples.json names every image
+SAMPLE_IMAGES = 4  # samples logged with their images (sample_images.json); samples.json names every image
 
 
 def _image_rows(rows: list[dict[str, Any]], images: list[list[Any]]) -> list[dict[str, Any]]:

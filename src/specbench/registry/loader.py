@@ -19,11 +19,13 @@ from typing import Any, TypeVar
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from specbench.builders import BUILDERS  # a leaf module: names only, its torch imports are lazy
 from specbench.registry.schema import (
     CategoryConfig,
     ConfigError,
     DatasetConfig,
     FrameworkConfig,
+    Modality,
     ModelConfig,
     PresetConfig,
     QuantizationSpec,
@@ -285,6 +287,11 @@ def _check_refs(reg: Registry) -> None:
         if m.recipe is not None and m.recipe not in reg.quantizations:
             raise RegistryError(f"unknown quantization recipe '{m.recipe}'; {suggest(m.recipe, reg.quantizations)}",
                                 f, "recipe")
+        if m.offline is not None and m.offline.build is not None and m.offline.build not in BUILDERS:
+            raise RegistryError(f"unknown builder '{m.offline.build}'; {suggest(m.offline.build, BUILDERS)}",
+                                f, "offline.build")
+        if m.vision is not None and m.modality != Modality.vision:  # how a VLM's engine takes images
+            raise RegistryError(f"a vision section needs modality: vision, not {m.modality.value}", f, "vision")
     for q in reg.quantizations.values():
         f = d / "quantization" / f"{q.key}.yaml"
         cal = q.calibration
