@@ -7,8 +7,7 @@ import re
 import subprocess
 import sys
 
-import pytest
-from tests.conftest import CONF, ROOT, SEEDS
+from tests.conftest import CONF, FIXTURE_SEEDS, ROOT, SEEDS, seed_texts
 
 from specbench.cli import main
 
@@ -24,16 +23,10 @@ def _json(capsys, *argv: str):
     return json.loads(capsys.readouterr().out)
 
 
-def test_list_models_json_holds_every_seed_model(capsys):
-    keys = {m["key"] for m in _json(capsys, "list", "models", "--format", "json")}
-    if not SEEDS.is_dir():
-        pytest.skip("../shared/seeds not present")
-    category_or_dataset = {"coding_specialists", "general_purpose", "multimodal_processing", "mixture_of_experts",
-                           "reasoning_specialized", "arc_challenge", "docvqa", "enhanced_math_fixed", "gsm8k",
-                           "hellaswag", "humaneval", "mmlu", "repobench"}
+def seed_named(texts: list[str]) -> set[str]:
+    """Names the design notes give: backticked, in prose lists, in YAML "models:" lists."""
     named = set()
-    for f in SEEDS.glob("*.txt"):
-        text = f.read_text()
+    for text in texts:
         named |= set(re.findall(r"`([a-z][a-z0-9_]+)`", text))
         # model lists in prose: "- qwen3_8b, qwen3_14b, codestral_22b"
         for line in re.findall(r"^- ([a-z0-9_]+(?:, [a-z0-9_]+)+)\s*$", text, re.M):
@@ -41,6 +34,17 @@ def test_list_models_json_holds_every_seed_model(capsys):
         # YAML lists under "models:" in the plan document
         for block in re.findall(r"models:\s*\n((?:\s+- [a-z0-9_]+.*\n)+)", text):
             named |= set(re.findall(r"- ([a-z0-9_]+)", block))
+    return named
+
+
+def test_list_models_json_holds_every_seed_model(capsys):
+    keys = {m["key"] for m in _json(capsys, "list", "models", "--format", "json")}
+    category_or_dataset = {"coding_specialists", "general_purpose", "multimodal_processing", "mixture_of_experts",
+                           "reasoning_specialized", "arc_challenge", "docvqa", "enhanced_math_fixed", "gsm8k",
+                           "hellaswag", "humaneval", "mmlu", "repobench"}
+    named = seed_named(seed_texts())  # the notes, or their excerpts in a clone without ../shared
+    if SEEDS.is_dir():  # the excerpts must name what the notes name
+        assert seed_named([f.read_text(encoding="utf-8") for f in sorted(FIXTURE_SEEDS.glob("*.txt"))]) == named
     missing = sorted(named - category_or_dataset - keys)
     assert not missing, f"seed models missing from conf/models: {missing}"
 

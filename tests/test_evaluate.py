@@ -82,6 +82,33 @@ def test_gsm8k_cell_is_a_complete_finished_run(store, gsm8k_plan, gsm8k_vllm):
     assert [m["role"] for m in msgs] == ["user", "assistant"] * 5 + ["user"]
 
 
+def test_cell_logs_vllm_metrics_and_its_samples_as_evaluation_records(store, gsm8k_vllm):
+    """vLLM's own metrics (stats on) as differences over this cell's calls, and each sample as an
+    MLflow 3 evaluation record (a trace with its reference and scores as assessments)."""
+    from specbench.tracking.traces import REFERENCE, wait_for_traces
+
+    client = MlflowClient(store)
+    run = client.get_run(gsm8k_vllm.run_id)
+    m = run.data.metrics
+    for key in ("vllm_ttft_mean_s", "vllm_tpot_mean_s", "vllm_e2e_latency_mean_s", "vllm_queue_time_mean_s",
+                "vllm_prefix_cache_hit_rate", "vllm_kv_cache_usage_peak", "vllm_preemptions", "vllm_requests"):
+        assert key in m, key
+    assert m["vllm_requests"] == GSM8K_SAMPLES  # this cell's requests, not the engine's life
+    assert 0 < m["vllm_ttft_mean_s"] < m["vllm_e2e_latency_mean_s"] and m["vllm_tpot_mean_s"] > 0
+    assert 0 < m["vllm_kv_cache_usage_peak"] <= 1 and 0 <= m["vllm_prefix_cache_hit_rate"] <= 1
+    assert wait_for_traces(timeout=300) == []  # written in the background: wait, then read back
+    traces = client.search_traces(locations=[run.info.experiment_id], run_id=gsm8k_vllm.run_id, max_results=100)
+    assert len(traces) == GSM8K_SAMPLES
+    rows = {r["id"]: r for r in tracking.read_table(mlflow.artifacts.download_artifacts(
+        run_id=gsm8k_vllm.run_id, artifact_path="samples.json"))}
+    for t in traces:
+        row = rows[t.info.tags["mlflow.traceName"]]
+        assert t.data.spans[0].outputs == {"output": row["output"], "extracted": row["extracted"]}
+        verdicts = {a.name: a for a in t.info.assessments}
+        assert verdicts[REFERENCE].expectation.value == row["reference"]
+        assert verdicts["exact_match_flexible"].feedback.value == row["score.exact_match_flexible"]
+
+
 def test_transformers_gives_the_same_greedy_outputs(store, registry, vllm_engine):
     """Same prompts, same greedy sampling, both engines in float32: the same outputs.
 

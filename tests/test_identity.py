@@ -50,6 +50,7 @@ def test_cell_identity_ignores_notes_but_not_what_runs(conf_copy: Path):
 def test_planning_is_pure_data_with_no_side_effects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry):
     """A plan in an empty cache converts nothing; its weights are only located."""
     monkeypatch.setenv("SPECBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # where the hub answers, SmolLM2 comes from it instead
     plan = pipeline.plan_cell(registry, "smollm2_135m", "gsm8k", samples=2)
     assert plan.weights.source == "gguf" and not Path(plan.weights.path).exists()
     with pytest.raises(dataclasses.FrozenInstanceError):

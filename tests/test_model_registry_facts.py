@@ -2,8 +2,8 @@
 
 The design notes in ``../shared/seeds/*.txt`` (beside the repository root) name the
 models the registry must hold; the names are extracted from the notes at test time, so
-a note that gains a model also gains a check.  Tests that need the notes skip with a
-reason when the folder is absent; the others run on the registry alone.
+a note that gains a model also gains a check.  A clone without ../shared reads the notes'
+excerpts in tests/fixtures/seeds/ instead, which must give every fact the notes give.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.conftest import FIXTURE_SEEDS, SEEDS, seed_texts
 
 from specbench.registry import load_file
 from specbench.registry.schema import Architecture, ModelConfig
@@ -23,7 +24,6 @@ MODELS_DIR = REPO_ROOT / "conf" / "models"
 CATEGORIES_DIR = REPO_ROOT / "conf" / "categories"
 DATASETS_DIR = REPO_ROOT / "conf" / "datasets"
 PRESETS_FILE = REPO_ROOT / "conf" / "presets.yaml"
-SEEDS_DIR = REPO_ROOT.parent / "shared" / "seeds"
 
 # The category keys models may specialize in (conf/categories/ is written from these).
 CATEGORY_KEYS = frozenset({
@@ -53,16 +53,7 @@ def preset_names() -> set[str]:
     return set(yaml.safe_load(PRESETS_FILE.read_text())["presets"])
 
 
-# -- seeds ---------------------------------------------------------------------------------
-
-def seed_texts() -> list[str]:
-    if not SEEDS_DIR.is_dir():
-        pytest.skip(f"seed notes not found at {SEEDS_DIR} (expected ../shared/seeds beside the repo root)")
-    files = sorted(SEEDS_DIR.glob("*.txt"))
-    if not files:
-        pytest.skip(f"no *.txt seed notes in {SEEDS_DIR}")
-    return [f.read_text(encoding="utf-8") for f in files]
-
+# -- seeds (tests.conftest.seed_texts: the notes, or their excerpts in a clone) ----------------
 
 def _yaml_list_items(text: str, parent_key: str) -> set[str]:
     """Items of YAML-ish lists nested under ``parent_key:`` lines (at any depth)."""
@@ -262,3 +253,19 @@ def test_seed_batch_sizes_are_kept():
     reg = models()
     for key, batch in rows.items():
         assert reg[key].evaluation_batch_size == batch, key
+
+
+def _seed_facts(texts: list[str]) -> dict[str, object]:
+    return {"backticked": backticked_model_names(texts), "listed": listed_model_names(texts),
+            "datasets": dataset_names(texts), "gpu": gpu_requirement_rows(texts), "batch": batch_size_rows(texts)}
+
+
+def test_the_seed_excerpts_give_every_fact_the_notes_give():
+    """tests/fixtures/seeds/ stand in for the notes in a clone: each fact the tests above take from
+    the notes comes out of the excerpts the same (checked wherever the notes are beside the repo)."""
+    files = sorted(FIXTURE_SEEDS.glob("*.txt"))
+    facts = _seed_facts([f.read_text(encoding="utf-8") for f in files])
+    assert files and all(facts.values()), facts
+    if SEEDS.is_dir():
+        assert [f.name for f in files] == sorted(f.name for f in SEEDS.glob("*.txt"))
+        assert facts == _seed_facts(seed_texts())

@@ -48,7 +48,7 @@ def test_test_vlm_says_its_vision_weights_are_random(registry, vlm_weights, char
     assert model.random_weights and "random" in model.display_name.lower()
     assert chart_plan.quantization_tags["random_weights"] == model.random_weights  # on every cell's tags
     built = json.loads((Path(vlm_weights.path) / "specbench.json").read_text())
-    assert built["builder"] == "idefics3_random_vision" and built["random_weights"] == model.random_weights
+    assert built["builder"] == "idefics3_random_vision" and built["random_weights"]  # the build's own record
     assert chart_plan.engine_params["limit_mm_per_prompt"] == {"image": 1}  # from the model's vision section
 
 

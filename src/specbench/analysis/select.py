@@ -1,7 +1,9 @@
 """Which runs a comparison reads, and which run fills each cell of its tables.
 
-A :class:`Selection` narrows the cell runs of one experiment (by category, parent run and
-tags); per model, dataset and preset :func:`pick_cells` takes the finished run with the most
+A :class:`Selection` narrows the cell runs (by category, parent run and tags) of the store's
+experiments, or of the one it names: runs land wherever ``mlflow run`` or the environment put
+them (MLflow's Default experiment without ``--experiment-name``), and their tags say what they
+are.  Per model, dataset and preset :func:`pick_cells` takes the finished run with the most
 samples, never merely the latest (a 4-item smoke run after a full run must not replace it
 in a matrix), and among runs on as many items the newest, whose config hash is the cell's
 current configuration; a cell without a finished run shows its latest run of any status, so
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 
 from specbench import tracking
 from specbench.registry import Registry
+from specbench.tracking.reader import all_experiment_ids
 
 FINISHED, FAILED, RUNNING, MISSING = "finished", "failed", "running", "missing"
 _STATUS = {"FINISHED": FINISHED, "FAILED": FAILED, "KILLED": FAILED, "RUNNING": RUNNING, "SCHEDULED": RUNNING}
@@ -33,7 +36,7 @@ Cells = dict[CellKey, "Cell"]
 class Selection:
     """Which runs a comparison reads; every field narrows it further."""
 
-    experiment: str | None = None  # name; default $MLFLOW_EXPERIMENT_NAME or specbench
+    experiment: str | None = None  # only this experiment; default: every experiment of the store
     category: str | None = None
     parent_run: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
@@ -98,11 +101,11 @@ def _rank(run: tracking.RunRecord) -> tuple[bool, float, int]:
 # -- reading the runs ---------------------------------------------------------------------
 
 def experiment_ids(sel: Selection) -> list[str]:
-    """The experiment a selection reads: its parent run's, else the one named (or the default);
-    an unknown run or experiment raises tracking.TrackingError (one line)."""
+    """The experiments a selection reads: its parent run's, else the one named, else every one
+    (the tags find the runs); an unknown run or experiment raises tracking.TrackingError (one line)."""
     if sel.parent_run:
         return [tracking.run_experiment_id(sel.parent_run)]
-    return tracking.experiment_ids(sel.experiment)
+    return tracking.experiment_ids(sel.experiment) if sel.experiment else all_experiment_ids()
 
 
 def cell_runs(sel: Selection) -> list[tracking.RunRecord]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from specbench.cli import analysis_cmds, eval_cmds, quantize_cmd, registry_cmds, sweep_cmd
+from specbench import progress
+from specbench.cli import analysis_cmds, eval_cmds, quantize_cmd, quiet, registry_cmds, sweep_cmd
 from specbench.cli.common import USAGE_ERROR, UsageError, err
 from specbench.registry import RegistryError, load_registry
 
@@ -21,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="specbench",
                                 description="Specialist-vs-generalist LLM evaluation, tracked in MLflow.")
     p.add_argument("--conf", help="conf/ directory (default: ./conf, or $SPECBENCH_CONF)")
+    p.add_argument("--verbose", action="store_true",
+                   help="show library logs and warnings here instead of in logs/*.log (or SPECBENCH_VERBOSE=1)")
     sub = p.add_subparsers(dest="cmd", required=True)
     for group in (registry_cmds, eval_cmds, quantize_cmd, sweep_cmd, analysis_cmds):
         group.add_commands(sub)
@@ -28,6 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in argv or quiet.verbose_default()  # known before plugins import anything
+    command = quiet.command_of(argv)
+    with quiet.quiet_screen(command, err, verbose):
+        progress.use(err)  # batches, programs, trials and quantization steps, on the real screen
+        try:
+            return _main([a for a in argv if a != "--verbose"])
+        finally:
+            progress.use(None)
+
+
+def _main(argv: list[str]) -> int:
     from specbench import extensions
 
     try:
@@ -35,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     except RegistryError as exc:
         err.print(f"[red]error[/red]: {exc}", highlight=False, soft_wrap=True)
         return USAGE_ERROR
-    args = build_parser().parse_args(argv)
+    with quiet.on_screen():  # usage errors and --help are for the user
+        args = build_parser().parse_args(argv)
     try:
         reg = load_registry(args.conf)
         extensions.check(reg)  # names conf/ uses that no engine, scorer or adapter registers

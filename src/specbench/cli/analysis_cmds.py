@@ -24,7 +24,7 @@ def cmd_compare(reg: Registry, args: argparse.Namespace) -> int:
     except tracking.TrackingError as exc:
         raise UsageError(str(exc)) from None
     if not comp.categories and comp.framework is None:
-        raise UsageError(f"no cell runs match {sel.describe() or 'the default experiment'}")
+        raise UsageError(f"no cell runs match {sel.describe() or 'any experiment'} in {tracking.tracking_uri()}")
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = Path(args.output) if args.output else Path(tmp) / "compare"
         if args.output or args.log:  # figures only where they are kept
@@ -82,7 +82,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     cp = sub.add_parser("compare", help="specialist-vs-generalist matrices from MLflow runs, logged as a compare run")
     cp.add_argument("--category", type=blank_is_none, default=None, help="compare this category's runs")
     cp.add_argument("--parent-run", type=blank_is_none, default=None, help="only the cells of this category run")
-    cp.add_argument("--experiment", type=blank_is_none, default=None, help="MLflow experiment (default: specbench)")
+    cp.add_argument("--experiment", type=blank_is_none, default=None,
+                    help="only this MLflow experiment's runs, and the compare run goes there (default: runs of "
+                         "every experiment, found by their tags)")
     cp.add_argument("--tags", type=tags_arg, default={}, help="only runs with these tags: key=value,key2=value2")
     cp.add_argument("--framework", type=boolean, nargs="?", const=True, default=False,
                     help="add the cross-category matrix of conf/framework.yaml")

@@ -98,3 +98,34 @@ def tags_arg(text: str) -> dict[str, str]:
             raise argparse.ArgumentTypeError(f"expected key=value pairs separated by commas, got '{part}'")
         out[key.strip()] = value.strip()
     return out
+
+
+def add_endpoint_args(parser: argparse.ArgumentParser) -> None:
+    """An OpenAI-compatible endpoint's options (``--engine openai``); empty: the environment's."""
+    g = parser.add_argument_group("endpoint (--engine openai; docs/endpoints.md)")
+    g.add_argument("--base-url", type=blank_is_none, default=None,
+                   help="the endpoint, e.g. http://host:8000/v1 (default: $OPENAI_BASE_URL)")
+    g.add_argument("--api-key-env", type=blank_is_none, default=None,
+                   help="environment variable holding the API key (default: OPENAI_API_KEY; the key is never logged)")
+    g.add_argument("--served-name", type=blank_is_none, default=None,
+                   help="model name sent to the endpoint (default: the registry entry's served_name, else hf_id)")
+    g.add_argument("--concurrency", type=optional(int), default=None, help="requests in flight (default 8)")
+    g.add_argument("--timeout", type=optional(float), default=None, help="seconds per request (default 600)")
+    g.add_argument("--retries", type=optional(int), default=None, help="retries of a failed request (default 2)")
+    g.add_argument("--multiple-choice", type=blank_is_none, default=None, metavar="{loglikelihood,generate}",
+                   help="answer multiple choice by choice log-likelihoods, or generate the letter (chat-only "
+                        "endpoints; default: the model's registry entry)")
+
+
+def endpoint_options(args: argparse.Namespace):
+    """The endpoint options of a command line, checked against its engine (UsageError)."""
+    from specbench.pipeline.endpoint import EndpointOptions, check
+
+    opts = EndpointOptions(base_url=args.base_url, api_key_env=args.api_key_env, served_name=args.served_name,
+                           concurrency=args.concurrency, timeout_s=args.timeout, max_retries=args.retries,
+                           multiple_choice=args.multiple_choice)
+    try:
+        check(opts, args.engine)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return opts

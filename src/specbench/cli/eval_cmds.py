@@ -7,10 +7,12 @@ import json
 
 from specbench.cli.common import (
     UsageError,
+    add_endpoint_args,
     blank_is_none,
     boolean,
     csv_list,
     emit,
+    endpoint_options,
     err,
     out,
     print_metrics,
@@ -20,22 +22,60 @@ from specbench.registry import Registry
 
 
 def cmd_evaluate(reg: Registry, args: argparse.Namespace) -> int:
+    """One model on one or more datasets, a run per cell: every cell is planned before anything
+    runs, then all are answered by ONE engine, started on first use (``--datasets a,b,c``).  The
+    model is a registry key, or an ad-hoc checkpoint (``hf:ORG/NAME`` or a folder, ``registry.adhoc``)."""
     from specbench import pipeline, tracking
+    from specbench.engines.cache import CachingEngine
+    from specbench.registry.adhoc import model_for
 
+    if not args.dataset:
+        raise UsageError("give --dataset NAME (or --datasets a,b,c)")
+    model, adhoc = model_for(reg, args.model)
+    plans: list[pipeline.CellPlan] = []
+    for name in args.dataset:
+        try:  # the weights are located once, for the first cell, and shared by the others
+            plans.append(pipeline.plan_cell(reg, model, name, preset=args.preset, engine=args.engine,
+                                            samples=args.samples, seed=args.seed, slice_policy=args.slice_policy,
+                                            weights=plans[0].weights if plans else None))
+        except pipeline.CellUnavailable as exc:
+            raise UsageError(f"cannot evaluate {args.model}@{name}: {exc}") from None
+    plans = _configured(plans, args)  # the endpoint's options; multiple choice by generation where declared
+    warn_partial([p.partial_split for p in plans if p.partial_split])
+    if adhoc is not None:
+        err.print(f"ad hoc model {adhoc.source}: " + ", ".join(f"{k}={v}" for k, v in adhoc.facts.items()
+                                                                if k not in ("source", "path")), highlight=False)
+    engine_options: dict = {}  # how the engine starts (e.g. an endpoint's address)
+    first = plans[0]
+    engine = CachingEngine(lambda: pipeline.start_engine(first, **engine_options), None, {}, first.engine)
+    uri, failed = tracking.tracking_uri(), 0
     try:
-        plan = pipeline.plan_cell(reg, args.model, args.dataset, preset=args.preset, engine=args.engine,
-                                  samples=args.samples, seed=args.seed, slice_policy=args.slice_policy)
-    except pipeline.CellUnavailable as exc:
-        raise UsageError(f"cannot evaluate {args.model}@{args.dataset}: {exc}") from None
-    warn_partial([plan.partial_split] if plan.partial_split else [])
-    result = pipeline.run_cell(plan, experiment=args.experiment)
-    uri = tracking.tracking_uri()
-    print_metrics(f"{plan.model.key}@{plan.dataset.key}", result.metrics, plan.dataset.main_metric)
-    out.print(f"run {result.run_id} {result.status} in {uri}")
-    if result.status != "FINISHED":
-        err.print(f"[red]error[/red]: {result.error}", highlight=False)
-        return 1
-    return 0
+        for plan in plans:
+            result = pipeline.run_cell(plan, engine=engine, experiment=args.experiment,
+                                       extra_tags=adhoc.tags if adhoc else None,
+                                       extra_params=adhoc.params if adhoc else None)
+            print_metrics(f"{plan.model.key}@{plan.dataset.key}", result.metrics, plan.dataset.main_metric)
+            out.print(f"run {result.run_id} {result.status} in {uri}")
+            if result.status != "FINISHED":
+                err.print(f"[red]error[/red]: {result.error}", highlight=False)
+                failed += 1
+    finally:
+        engine.close()
+    if len(plans) > 1:
+        out.print(f"{len(plans) - failed}/{len(plans)} cells finished, all on one engine")
+    return 1 if failed else 0
+
+
+def _configured(plans: list, args: argparse.Namespace) -> list:
+    """The plans with the command line's endpoint options (``pipeline.endpoint``)."""
+    from specbench.pipeline import CellUnavailable
+    from specbench.pipeline.endpoint import configure
+
+    opts = endpoint_options(args)
+    try:
+        return [configure(p, opts) for p in plans]
+    except CellUnavailable as exc:
+        raise UsageError(f"cannot evaluate {args.model}: {exc}") from None
 
 
 def cmd_score(reg: Registry, args: argparse.Namespace) -> int:
@@ -54,11 +94,13 @@ def cmd_score(reg: Registry, args: argparse.Namespace) -> int:
 
 def cmd_run_category(reg: Registry, args: argparse.Namespace) -> int:
     from specbench import pipeline, tracking
+    from specbench.pipeline.endpoint import configure_category
 
     cplan = pipeline.plan_category(reg, args.name, preset=args.preset, engine=args.engine, samples=args.samples,
                                    seed=args.seed, models=args.models, datasets=args.datasets,
                                    baselines=args.baselines, secondary=args.secondary,
                                    slice_policy=args.slice_policy)
+    cplan = configure_category(cplan, endpoint_options(args))
     _print_plan(cplan)
     warn_partial(cplan.partial_splits())
     if args.dry_run:
@@ -122,11 +164,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     help="a cell that would read only an offline slice of its split (no hub): warn loudly "
                          "(default) or refuse it")
     cp.add_argument("--experiment", default=None)
+    add_endpoint_args(cp)
     cp.set_defaults(func=cmd_run_category)
 
-    ep = sub.add_parser("evaluate", help="evaluate one model on one dataset as one MLflow run")
-    ep.add_argument("--model", required=True)
-    ep.add_argument("--dataset", required=True)
+    ep = sub.add_parser("evaluate", help="evaluate one model on one or more datasets, one MLflow run per dataset")
+    ep.add_argument("--model", required=True,
+                    help="a registry key, or a model with no entry: hf:ORG/NAME[@REVISION] or a checkpoint folder")
+    ep.add_argument("--dataset", "--datasets", dest="dataset", type=csv_list, required=True,
+                    help="a dataset, or several comma-separated (one engine start serves them all)")
     ep.add_argument("--samples", type=samples_arg, default=None, help="first N items (default: all)")
     ep.add_argument("--preset", type=blank_is_none, default=None, help="engine preset (default: the model's)")
     ep.add_argument("--engine", choices=engine_names(), default="vllm")
@@ -135,6 +180,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     help="a cell that would read only an offline slice of its split (no hub): warn loudly "
                          "(default) or refuse it")
     ep.add_argument("--experiment", default=None, help="MLflow experiment (default: specbench)")
+    add_endpoint_args(ep)
     ep.set_defaults(func=cmd_evaluate)
 
     sp = sub.add_parser("score", help="re-score saved outputs without a model")

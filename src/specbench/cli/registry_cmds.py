@@ -32,12 +32,12 @@ def cmd_list(reg: Registry, args: argparse.Namespace) -> int:
         rows = [{
             "key": d.key, "hub_path": d.hub_path, "task_type": d.task_type.value,
             "samples": d.samples, "status": d.status.value, "main_metric": d.main_metric,
-            "license": d.license, "offline": "yes" if d.offline_slice else "",
+            "license": d.license, "offline": "yes" if d.offline_slice else "", "aliases": ", ".join(d.aliases),
         } for d in dsets]
         if args.format == "json":
             rows = [to_plain(d) for d in dsets]
         emit(rows, ["key", "hub_path", "task_type", "samples", "status", "main_metric", "license",
-                     "offline"], args.format, f"{len(rows)} datasets")
+                     "offline", "aliases"], args.format, f"{len(rows)} datasets")
     else:
         cats = list(reg.categories.values())
         rows = [{

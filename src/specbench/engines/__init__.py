@@ -39,6 +39,14 @@ CAPABILITIES = frozenset({"generate", "loglikelihood", "images", "embeddings"})
 # Engine arguments that say where weights are, not how they run: filled in when a cell is
 # prepared, and never part of an identity.
 WEIGHT_KEYS = ("model", "tokenizer")
+# Engine arguments that say how requests travel, not what comes back (an endpoint's key variable,
+# concurrency, timeout, retries): logged, but never part of a cell's identity or a cache scope.
+TRANSPORT_KEYS = ("api_key_env", "concurrency", "timeout_s", "max_retries")
+
+
+def identity_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The engine arguments that can change an output: all but the weights' location and transport."""
+    return {k: v for k, v in params.items() if k not in WEIGHT_KEYS and k not in TRANSPORT_KEYS}
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,7 @@ def make_engine(kind: str, params: dict[str, Any], **options: Any) -> Engine:
 
 __all__ = [
     "CAPABILITIES", "ENGINES", "Engine", "EngineInfo", "EngineStats", "GenParams", "Generation", "Images",
-    "LoglikResult", "Message", "PeakRSS", "Prompt", "Timer", "WEIGHT_KEYS", "engine_info", "engine_names",
-    "load_engines", "make_engine", "planned_params", "register_engine", "with_weights"
+    "LoglikResult", "Message", "PeakRSS", "Prompt", "Timer", "TRANSPORT_KEYS", "WEIGHT_KEYS", "engine_info",
+    "engine_names", "identity_params", "load_engines", "make_engine", "planned_params", "register_engine",
+    "with_weights"
 ]

@@ -106,6 +106,14 @@ class Engine(ABC):
         """Engine-specific memory figures (GPU, KV cache); CPU RSS is sampled by the runner."""
         return {}
 
+    def engine_metrics(self) -> dict[str, float]:
+        """The engine library's own serving figures (time to first token, cache use, preemptions)
+        over the calls made since the last read, which starts them afresh: counters that grow for
+        an engine's life become per-cell figures although a category's cells share one engine (a
+        cell reads once before answering, to drop what others left, and once after).  None here:
+        engines that keep no such figures report nothing."""
+        return {}
+
     def stats(self) -> EngineStats:
         """A started engine's own figures; wrappers (the generation cache) add theirs."""
         return EngineStats(started=True, load_s=self.load_s, version=self.params.get("version"))
@@ -173,6 +181,47 @@ class PeakRSS:
     @property
     def peak_mb(self) -> float:
         return self.peak_bytes / 2**20
+
+
+def nvml_memory() -> dict[str, float]:
+    """GPU memory through NVML (nvidia-ml-py, the ``gpu`` extra): ``gpu_used_mb`` and ``gpu_total_mb``
+    of the visible devices and, where NVML lists them, ``gpu_process_mb`` held by this process tree
+    (vLLM's workers are child processes).  NVML reads the driver's figures without creating a CUDA
+    context here.  Empty without the package or an NVIDIA driver (CPU machines)."""
+    try:
+        import pynvml
+    except ImportError:
+        return {}
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:
+        return {}
+    try:
+        visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+        handles = ([pynvml.nvmlDeviceGetHandleByUUID(d) if d.startswith(("GPU-", "MIG-"))
+                    else pynvml.nvmlDeviceGetHandleByIndex(int(d)) for d in visible]
+                   if "CUDA_VISIBLE_DEVICES" in os.environ
+                   else [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())])
+        root = psutil.Process(os.getpid())
+        pids = {root.pid, *(p.pid for p in root.children(recursive=True))}
+        used = total = mine = 0
+        listed = False
+        for h in handles:
+            info = pynvml.nvmlDeviceGetMemoryInfo(h)
+            used, total = used + info.used, total + info.total
+            for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(h):
+                if proc.pid in pids and proc.usedGpuMemory:  # None where the driver hides it
+                    mine, listed = mine + proc.usedGpuMemory, True
+    except (pynvml.NVMLError, ValueError, psutil.Error):
+        return {}
+    finally:
+        pynvml.nvmlShutdown()
+    if not handles:
+        return {}
+    out = {"gpu_used_mb": used / 2**20, "gpu_total_mb": total / 2**20}
+    if listed:  # in a container NVML may report host pids: then only the device figures
+        out["gpu_process_mb"] = mine / 2**20
+    return out
 
 
 class Timer:

@@ -187,6 +187,9 @@ class CachingEngine(Engine):
     def memory(self) -> dict[str, float]:
         return self._engine.memory() if self._engine else {}
 
+    def engine_metrics(self) -> dict[str, float]:
+        return self._engine.engine_metrics() if self._engine else {}  # answers from the cache: none
+
     def stats(self) -> EngineStats:
         inner = self._engine.stats() if self._engine is not None else EngineStats(started=False)
         return EngineStats(started=inner.started, load_s=inner.load_s, cache_hits=self.hits,
@@ -215,7 +218,7 @@ def cache_scope(model: str, revision: str, engine: str, params: dict[str, Any],
     the weights lie: dtype, quantization, max_model_len, hf_overrides, trust_remote_code, batch
     and KV-cache settings, seed) and the same preset, since any of those can change an output
     (batch composition alone moves float sums, and so near-tied greedy tokens)."""
-    from specbench.engines import WEIGHT_KEYS, engine_info
+    from specbench.engines import engine_info, identity_params
 
     return {"model": model, "revision": revision, "engine": engine, "version": engine_info(engine).version(),
-            "params": {k: v for k, v in params.items() if k not in WEIGHT_KEYS}, "preset": preset or {}}
+            "params": identity_params(params), "preset": preset or {}}

@@ -21,6 +21,7 @@ from specbench.engines.base import (
     split_context,
     truncate_at_stop,
 )
+from specbench.progress import tracked
 from specbench.registry.schema import ModelConfig, PresetConfig
 from specbench.weights import ResolvedModel, gpu_count
 
@@ -98,7 +99,7 @@ class HFEngine(Engine):
         # Sort by length so each padded batch wastes little; restore order after.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         results: dict[int, list[str]] = {}
-        for start in range(0, len(order), self.batch_size):
+        for start in tracked(range(0, len(order), self.batch_size), "transformers: generating (batches)"):
             idx = order[start:start + self.batch_size]
             if with_images:  # the processor expands each image placeholder into the model's image tokens
                 assert images is not None
@@ -142,7 +143,7 @@ class HFEngine(Engine):
         results: list[LoglikResult | None] = [None] * len(splits)
         order = sorted(range(len(splits)), key=lambda i: -len(splits[i][0]) - len(splits[i][1]))
         pad = self.tokenizer.pad_token_id
-        for start in range(0, len(order), self.batch_size):
+        for start in tracked(range(0, len(order), self.batch_size), "transformers: scoring choices (batches)"):
             idx = order[start:start + self.batch_size]
             seqs = [splits[i][0] + splits[i][1] for i in idx]
             width = max(len(s) for s in seqs)

@@ -1,7 +1,15 @@
-"""An OpenAI-compatible endpoint (e.g. `vllm serve` on another machine).
+"""An OpenAI-compatible endpoint (e.g. `vllm serve` on another machine, or a vendor's API).
 
-Requests go out concurrently with a bound (a thread pool), so a remote server can
-batch them the way an in-process engine would.
+Everything about the endpoint is an engine argument, planned before the run and logged with
+the cell (``openai.*`` params): the base URL, the name of the environment variable holding
+the API key (never the key), the model name sent (the registry entry's ``served_name``), and
+the request concurrency, timeout and retries.  Unset, the base URL and key come from
+OPENAI_BASE_URL and OPENAI_API_KEY as the ``openai`` client reads them.  The CLI's
+``--base-url`` etc. set them (``specbench.pipeline.endpoint``).
+
+Requests go out concurrently with a bound (a thread pool), so a remote server can batch them
+the way an in-process engine would.  The endpoint is asked for its models when the engine
+starts, so an unreachable URL or a model it does not serve fails the cell in one line.
 """
 
 from __future__ import annotations
@@ -16,6 +24,14 @@ from specbench.engines.base import Engine, Generation, GenParams, LoglikResult, 
 from specbench.registry.schema import ModelConfig, PresetConfig
 from specbench.weights import ResolvedModel
 
+# Endpoint arguments and their defaults (the openai client's retries; a long generation's timeout).
+DEFAULTS: dict[str, Any] = {"base_url": None, "api_key_env": "OPENAI_API_KEY", "concurrency": 8,
+                            "timeout_s": 600.0, "max_retries": 2}
+
+
+class EndpointError(RuntimeError):
+    """The endpoint cannot serve this cell (unreachable, no key, another model); one line."""
+
 
 @register_engine("openai", capabilities={"generate", "loglikelihood"}, remote=True, package="openai")
 class OpenAIEngine(Engine):
@@ -24,24 +40,53 @@ class OpenAIEngine(Engine):
     @classmethod
     def planned_params(cls, model: ModelConfig, preset: PresetConfig, resolved: ResolvedModel,
                        seed: int) -> dict[str, Any]:
-        return {"model": model.hf_id or model.key}
+        return {"model": model.api_name, **DEFAULTS, "base_url": os.environ.get("OPENAI_BASE_URL") or None}
 
     @classmethod
     def start(cls, params: dict[str, Any], **options: Any) -> OpenAIEngine:
-        return cls(params["model"], base_url=options.get("base_url"))
+        args = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}, **options}
+        return cls(params["model"], **args)
 
-    def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
-                 concurrency: int = 8) -> None:
+    def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
+                 concurrency: int = 8, timeout_s: float = 600.0, max_retries: int = 2) -> None:
         super().__init__()
+        import openai
         from openai import OpenAI
 
         base_url = base_url or os.environ.get("OPENAI_BASE_URL")
         if not base_url:
-            raise ValueError("the openai engine needs --base-url or OPENAI_BASE_URL (e.g. http://host:8000/v1)")
-        self.client = OpenAI(base_url=base_url, api_key=api_key or os.environ.get("OPENAI_API_KEY", "EMPTY"))
+            raise EndpointError("the openai engine needs --base-url or OPENAI_BASE_URL (e.g. http://host:8000/v1)")
+        key = os.environ.get(api_key_env)
+        if key is None and api_key_env != DEFAULTS["api_key_env"]:
+            raise EndpointError(f"--api-key-env {api_key_env}: that environment variable is not set")
+        t0 = time.perf_counter()
+        self.client = OpenAI(base_url=base_url, api_key=key or "EMPTY", timeout=timeout_s, max_retries=max_retries)
         self.model = model
         self.concurrency = concurrency
-        self.params = {"base_url": base_url, "model": model, "concurrency": concurrency}
+        self.params = {"base_url": base_url, "model": model, "api_key_env": api_key_env, "concurrency": concurrency,
+                       "timeout_s": timeout_s, "max_retries": max_retries, "version": openai.__version__}
+        self._check_served(base_url)
+        self.load_s = time.perf_counter() - t0
+
+    def _check_served(self, base_url: str) -> None:
+        """Ask the endpoint for its models: unreachable, refused or not serving ours is one line now,
+        not one error per request later.  An endpoint without a model list is taken at its word."""
+        import openai
+
+        try:
+            served = [m.id for m in self.client.models.list()]
+        except openai.APIConnectionError as exc:
+            cause = exc.__cause__ or exc
+            raise EndpointError(f"cannot reach the endpoint {base_url} ({type(cause).__name__}: "
+                                f"{str(cause).splitlines()[0] if str(cause) else 'no answer'}); "
+                                "is the server up, and is --base-url right?") from None
+        except openai.AuthenticationError:
+            raise EndpointError(f"the endpoint {base_url} refused the API key (--api-key-env)") from None
+        except (openai.NotFoundError, openai.PermissionDeniedError):
+            return
+        if served and self.model not in served:
+            raise EndpointError(f"the endpoint {base_url} serves {', '.join(served[:5])}, not '{self.model}' "
+                                "(the registry entry's served_name, or --served-name)")
 
     def _one(self, prompt: Prompt, params: GenParams) -> tuple[list[str], int, int, float]:
         t0 = time.perf_counter()
@@ -73,8 +118,9 @@ class OpenAIEngine(Engine):
         Contexts must be plain text: the completions endpoint takes no messages, and the chat
         template lives on the server (a dataset's ``prompt.chat_layout: none`` gives plain contexts)."""
         if any(not isinstance(c, str) for c, _ in requests):
-            raise ValueError("the openai engine scores plain-text contexts only, not chat messages; "
-                             "set the dataset's prompt.chat_layout: none or use an in-process engine")
+            raise ValueError("the openai engine scores plain-text contexts only, not chat messages; use "
+                             "--multiple-choice generate (docs/endpoints.md), a dataset with prompt.chat_layout: "
+                             "none, or an in-process engine")
 
         def one(req: tuple[Prompt, str]) -> LoglikResult:
             ctx, cont = req

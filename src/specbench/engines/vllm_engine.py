@@ -17,9 +17,11 @@ from specbench.engines.base import (
     Images,
     LoglikResult,
     Prompt,
+    nvml_memory,
     prompt_texts,
     split_context,
 )
+from specbench.engines.vllm_metrics import StatsWindow
 from specbench.registry.schema import DType, ModelConfig, PresetConfig, Quantization
 from specbench.weights import ResolvedModel, gpu_count
 
@@ -92,8 +94,10 @@ class VLLMEngine(Engine):
         from vllm import LLM
 
         t0 = time.perf_counter()
-        self.llm = LLM(**args, disable_log_stats=True)
+        # stats on: vLLM's own metrics (get_metrics) per cell, see engine_metrics
+        self.llm = LLM(**args, disable_log_stats=False)
         self.load_s = time.perf_counter() - t0
+        self._stats = StatsWindow(self.llm)
         self.tokenizer = self.llm.get_tokenizer()
         self.params = dict(args)
         self.params["version"] = vllm.__version__
@@ -124,7 +128,8 @@ class VLLMEngine(Engine):
                             max_tokens=params.max_new_tokens, stop=list(params.stop) or None,
                             seed=params.seed if params.temperature > 0 else None)
         t0 = time.perf_counter()
-        outs = self.llm.generate(inputs, sp, use_tqdm=True)
+        with self._stats.measure():
+            outs = self.llm.generate(inputs, sp, use_tqdm=True)
         wall = time.perf_counter() - t0
         return Generation(
             texts=[[c.text for c in o.outputs] for o in outs],
@@ -142,7 +147,8 @@ class VLLMEngine(Engine):
         # prompt_logprobs=1: the actual token's logprob plus the top-1, for is_greedy.
         sp = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1)
         prompts = [TokensPrompt(prompt_token_ids=ctx + cont) for ctx, cont in splits]
-        outs = self.llm.generate(prompts, sp, use_tqdm=True)
+        with self._stats.measure():
+            outs = self.llm.generate(prompts, sp, use_tqdm=True)
         results = []
         for (ctx, cont), o in zip(splits, outs, strict=True):
             lp_total, greedy = 0.0, True
@@ -163,15 +169,24 @@ class VLLMEngine(Engine):
                 out["kv_cache_tokens"] = float(cache.num_gpu_blocks * cache.block_size)
         except AttributeError:
             pass
-        try:
-            import torch
+        gpu = nvml_memory()  # NVML: no CUDA context in this process, and the workers' memory counts
+        if gpu:
+            out.update(gpu)
+        else:  # no nvidia-ml-py: what torch sees of the device
+            try:
+                import torch
 
-            if torch.cuda.is_available():
-                free, total = torch.cuda.mem_get_info()
-                out["gpu_used_mb"] = (total - free) / 2**20
-        except Exception:
-            pass
+                if torch.cuda.is_available():
+                    free, total = torch.cuda.mem_get_info()
+                    out["gpu_used_mb"] = (total - free) / 2**20
+            except Exception:
+                pass
         return out
+
+    def engine_metrics(self) -> dict[str, float]:
+        """What ``LLM.get_metrics()`` counted over the calls since the last read (names ``vllm_*``,
+        see :mod:`specbench.engines.vllm_metrics`)."""
+        return self._stats.read()
 
     def close(self) -> None:
         import gc
@@ -183,6 +198,7 @@ class VLLMEngine(Engine):
             llm.llm_engine.engine_core.shutdown()
         except Exception:
             pass
+        self._stats.llm = None  # the window must not keep the engine alive
         del self.llm
         gc.collect()
         try:

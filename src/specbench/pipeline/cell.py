@@ -36,7 +36,7 @@ class CellResult:
 # all come from the generation cache, from the run that generated them.
 PERF_METRICS = ("output_tokens", "prompt_tokens", "output_tokens_per_s", "total_tokens_per_s", "requests_per_s",
                 "generation_s", "latency_mean_s", "peak_rss_mb", "kv_cache_tokens", "gpu_used_mb", "gpu_peak_mb",
-                "images_per_s")
+                "images_per_s", "cost_usd", "gpu_process_mb")
 SAMPLE_IMAGES = 4  # samples logged with their images (sample_images.json); samples.json names every image
 
 
@@ -105,7 +105,8 @@ def cell_params(plan: CellPlan) -> dict[str, Any]:
 
 def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str | None = None,
              run_id: str | None = None, extra_tags: dict[str, str] | None = None,
-             engine_options: dict[str, Any] | None = None, experiment: str | None = None) -> CellResult:
+             engine_options: dict[str, Any] | None = None, experiment: str | None = None,
+             extra_params: dict[str, Any] | None = None) -> CellResult:
     """Evaluate one cell inside one MLflow run (a child of ``parent_run_id``; ``run_id``
     reopens the run an interrupted invocation left behind, so a cell never has two runs).
 
@@ -115,8 +116,8 @@ def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str
     run: tracking.RunHandle | None = None
     try:
         with tracking.open_run("cell", name=plan.name, tags={**cell_tags(plan), **(extra_tags or {})},
-                               params=cell_params(plan), parent=parent_run_id, resume=run_id,
-                               experiment=experiment, system_metrics=True) as run:
+                               params={**cell_params(plan), **(extra_params or {})}, parent=parent_run_id,
+                               resume=run_id, experiment=experiment, system_metrics=True) as run:
             if run.resumed:  # a run that failed before: its old error no longer applies
                 run.delete_tags(["error", "error_type"])
             run.log_dict(plan.config(), "config.json")
@@ -129,27 +130,35 @@ def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str
                 if engine is None:
                     engine = start_engine(plan, **(engine_options or {}))
                 engine.attribute(run.run_id)  # a cache records this run as the outputs' origin
+                engine.engine_metrics()  # drops what calls outside this cell left (a shared engine)
                 before = engine.stats()
                 answered = pipeline.answer_prepared(prepared, engine)
             after = engine.stats()
             if after.version:  # known once the engine (or the cached one) has started
                 run.log_params({f"{plan.engine}.version": after.version})
+            served = engine.engine_metrics()  # the engine's own figures (vllm_*) over this cell's calls
             t0 = time.perf_counter()
             report = pipeline.score(plan.task, prepared.items, answered.outputs)
             metrics: dict[str, float | None] = {
                 **report.metrics, **answered.figures, "scoring_s": time.perf_counter() - t0,
-                "n_samples": len(prepared.items), "peak_rss_mb": rss.peak_mb, **engine.memory(),
+                "n_samples": len(prepared.items), "peak_rss_mb": rss.peak_mb, **engine.memory(), **served,
                 "cache_hits": after.cache_hits - before.cache_hits}
+            prices = plan.model.price_per_mtok  # an endpoint's list prices: what these tokens cost
+            if prices and answered.figures.get("prompt_tokens") is not None:
+                metrics["cost_usd"] = prices.cost_usd(answered.figures["prompt_tokens"] or 0, answered.output_tokens)
             if owns_engine or (not before.started and after.started):
                 metrics["model_load_s"] = after.load_s  # this cell paid for the engine start
             hits = after.cache_hits - before.cache_hits
             if hits == 0:  # measured here: what a cell answered from these outputs will carry
-                engine.remember_figures(run.run_id, {k: v for k, v in metrics.items() if k in PERF_METRICS})
+                engine.remember_figures(run.run_id, {k: v for k, v in metrics.items()
+                                                     if k in PERF_METRICS or k in served})
             elif after.served_by and after.served_by != run.run_id:
                 metrics.update(_figures_from(engine, after.served_by, run))
             logged = run.log_metrics(metrics)
             rows = pipeline.sample_rows(prepared.items, prepared.prompts, answered.outputs, report, prepared.failures)
             run.log_table(rows)
+            run.log_sample_traces(rows, [s.detail for s in report.samples],  # MLflow's per-sample review
+                                  tags={"model": plan.model.key, "dataset": plan.dataset.key})
             if prepared.images:  # a handful of samples with their images, for the UI
                 run.log_image_table(_image_rows(rows, prepared.images))
             if plan.dataset.lm_eval_task:  # lm-eval's results and samples files, for lm-eval tooling

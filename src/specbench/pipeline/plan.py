@@ -104,10 +104,11 @@ class CellPlan:
         return tags
 
     def config(self) -> dict[str, Any]:
-        """The resolved configuration (weights' locations excluded: they differ between machines)."""
-        from specbench.engines import WEIGHT_KEYS
+        """The resolved configuration (weights' locations excluded: they differ between machines; an
+        endpoint's transport settings too: they change no output)."""
+        from specbench.engines import identity_params
 
-        engine = {k: v for k, v in self.engine_params.items() if k not in WEIGHT_KEYS}
+        engine = identity_params(self.engine_params)
         return {
             "model": _plain(self.model), "model_revision": self.weights.revision,
             "dataset": _plain(self.dataset), "preset": {"name": self.preset_name, **_plain(self.preset)},
@@ -129,14 +130,15 @@ def engine_for(model: ModelConfig, requested: str) -> str | None:
     return None
 
 
-def plan_cell(reg: Registry, model_key: str, dataset_key: str, *, preset: str | None = None,
+def plan_cell(reg: Registry, model_key: str | ModelConfig, dataset_key: str, *, preset: str | None = None,
               engine: str = "vllm", samples: int | None = None, seed: int = 0,
               category: str | None = None, weights: ResolvedModel | None = None,
               slice_policy: str = "warn") -> CellPlan:
     """Resolve names, presets, engine, weights' location and the data's source; raise
     CellUnavailable with the reason.  ``slice_policy``: a cell that would read only an offline
-    slice of its split (the hub unusable) is planned with a loud note (``warn``) or refused (``fail``)."""
-    model = reg.model(model_key)
+    slice of its split (the hub unusable) is planned with a loud note (``warn``) or refused (``fail``).
+    ``model_key`` may be a ModelConfig with no registry entry (an ad-hoc model, ``registry.adhoc``)."""
+    model = model_key if isinstance(model_key, ModelConfig) else reg.model(model_key)
     dataset = reg.dataset(dataset_key)
     try:
         info = engine_info(engine)
@@ -188,7 +190,8 @@ def plan_cell(reg: Registry, model_key: str, dataset_key: str, *, preset: str | 
     return CellPlan(
         model=model, dataset=dataset, preset_name=preset_name, preset=preset_cfg, engine=engine, weights=weights,
         engine_params=planned_params(engine, model, preset_cfg, weights, seed), task=task, samples=samples,
-        seed=seed, category=category, role=reg.role(model.key, category), data=source,
+        seed=seed, category=category, data=source,  # a category outside conf/ (ad hoc's) is its own role
+        role=reg.role(model.key, category) if category in reg.categories else category or "specialist",
     )
 
 

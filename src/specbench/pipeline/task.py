@@ -37,6 +37,7 @@ class Task:
     chat: bool  # prompts are chat messages for the model's chat template (instruct models)
     loglik: bool  # choice log-likelihoods (multiple choice) instead of generation
     images_per_prompt: int = 0  # images the model takes per prompt (0: a text model)
+    mc_fallback: bool = False  # multiple choice asked by letter and generated (``pipeline.fallback``)
 
 
 def task_for(dataset: DatasetConfig, *, instruct: bool, seed: int = 0, max_new_tokens: int | None = None,
@@ -81,6 +82,10 @@ def prepare(task: Task, samples: int | None = None, offline: bool | None = None)
     never a silent fall-back to a slice), None the hub when it is usable, else the slice."""
     loaded = data.load_items(task.dataset, samples, offline=offline)
     prompts = data.build_prompts(task.dataset, loaded.items, loaded.fewshot, chat=task.chat)
+    if task.mc_fallback:
+        from specbench.pipeline.fallback import fallback_prompts
+
+        prompts = fallback_prompts(prompts, loaded.items)
     prepared = Prepared(task, loaded, prompts)
     if any(item.images for item in loaded.items):
         _decode_images(prepared)

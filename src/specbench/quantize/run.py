@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from specbench.progress import Advance, no_progress, progress
 from specbench.quantize.awq import (
     calibration_blocks,
     copy_side_files,
@@ -102,7 +103,8 @@ def quantize(reg: Registry, model_key: str, *, recipe: str | None = None, force:
     tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")
     try:
         with _open_run(target, experiment) as run:
-            manifest = _quantize_into(reg, target, parent_w.path, parent_w.revision, tmp, run)
+            with progress(f"quantize {target.key}: loading", len(STEPS)) as step:
+                manifest = _quantize_into(reg, target, parent_w.path, parent_w.revision, tmp, run, step)
             _record(run, manifest, reused=False)
         # Only a recorded quantization replaces the checkpoint (manifest included, in one rename).
         if final.exists():
@@ -148,9 +150,14 @@ def _record(run: RunHandle, manifest: dict[str, Any], reused: bool) -> None:
     run.log_dict(manifest, "quantization.json")
 
 
+# What _quantize_into reports as it goes (AutoAWQ's own per-layer bar goes to the log).
+STEPS = ("calibration", "AWQ scale search", "save packed", "unpack", "manifest")
+
+
 def _quantize_into(reg: Registry, target: Target, parent_path: str, parent_revision: str, tmp: Path,
-                   run: RunHandle) -> dict[str, Any]:
-    """AutoAWQ quantize + save, unpack and the manifest, all into ``tmp``; returns the manifest."""
+                   run: RunHandle, step: Advance = no_progress) -> dict[str, Any]:
+    """AutoAWQ quantize + save, unpack and the manifest, all into ``tmp``; returns the manifest.
+    ``step`` is told when each of STEPS starts."""
     from importlib import metadata
 
     import torch
@@ -164,6 +171,7 @@ def _quantize_into(reg: Registry, target: Target, parent_path: str, parent_revis
     shutil.rmtree(tmp, ignore_errors=True)
     packed, unpacked = tmp / PACKED_DIR, tmp / FLOAT_DIR
     tok = AutoTokenizer.from_pretrained(parent_path, trust_remote_code=target.parent.trust_remote_code)
+    step(0, f"quantize {target.key}: {STEPS[0]}")
     cal = calibration_blocks(reg, spec, tok)
     run.log_dataset(cal.hf_dataset, f"{spec.calibration.dataset}:{spec.calibration.split}", cal.source,
                     cal.source_digest, context="calibration")
@@ -176,21 +184,25 @@ def _quantize_into(reg: Registry, target: Target, parent_path: str, parent_revis
             parent_path, torch_dtype=torch.float16 if on_gpu else torch.float32,
             device_map="auto" if on_gpu else "cpu", trust_remote_code=target.parent.trust_remote_code,
             safetensors=True)
+        step(1, f"quantize {target.key}: {STEPS[1]} (minutes on a CPU)")
         model.quantize(tok, quant_config={"zero_point": spec.zero_point, "q_group_size": spec.group_size,
                                           "w_bit": spec.bits, "version": spec.version.value},
                        calib_data=cal.blocks, max_calib_samples=len(cal.blocks),
                        max_calib_seq_len=spec.calibration.block_tokens, apply_clip=spec.clip_search,
                        duo_scaling=spec.duo_scaling, **({} if on_gpu else {"quantizer_cls": cpu_safe_quantizer()}))
         model.model.half()
+        step(1, f"quantize {target.key}: {STEPS[2]}")
         model.save_quantized(str(packed))
         quantize_s = time.perf_counter() - t0
         del model
     copy_side_files(Path(parent_path), packed)
     t0 = time.perf_counter()
+    step(1, f"quantize {target.key}: {STEPS[3]}")
     layers, n_params = unpack_checkpoint(packed, unpacked, group_size=spec.group_size, bits=spec.bits,
                                          version=spec.version.value)
     copy_side_files(Path(parent_path), unpacked)
     unpack_s = time.perf_counter() - t0
+    step(1, f"quantize {target.key}: {STEPS[4]}")
     mb = 2**20
     before, after = weight_bytes(parent_path), weight_bytes(packed)
     manifest = {
@@ -207,6 +219,7 @@ def _quantize_into(reg: Registry, target: Target, parent_path: str, parent_revis
         "device": "cuda" if on_gpu else "cpu", "run_id": run.run_id, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     (tmp / QUANTIZED_MANIFEST).write_text(json.dumps(manifest, indent=2))
+    step(1)
     return manifest
 
 

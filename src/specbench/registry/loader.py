@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from specbench.builders import BUILDERS  # a leaf module: names only, its torch imports are lazy
+from specbench.registry.aliases import check_and_resolve, dataset_aliases
 from specbench.registry.schema import (
     CategoryConfig,
     ConfigError,
@@ -213,7 +214,8 @@ class Registry:
         return self._get(self.models, name, "model")
 
     def dataset(self, name: str) -> DatasetConfig:
-        return self._get(self.datasets, name, "dataset")
+        """A dataset by key or by one of its aliases (the seeds' names)."""
+        return self._get(self.datasets, dataset_aliases(self).get(name, name), "dataset")
 
     def quantization(self, name: str) -> QuantizationSpec:
         return self._get(self.quantizations, name, "quantization recipe")
@@ -373,6 +375,7 @@ def load_registry(root: Path | str | None = None) -> Registry:
         presets=_load_presets(root),
         quantizations=_load_dir(root / "quantization", QuantizationSpec) if (root / "quantization").is_dir() else {},
     )
+    check_and_resolve(reg)  # dataset aliases: checked, and category files' aliases made keys
     _check_refs(reg)
     reg.framework = load_framework(root)
     _check_framework(reg)

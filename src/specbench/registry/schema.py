@@ -102,6 +102,17 @@ class OfflineSource:
 
 
 @dataclass
+class Prices:
+    """An endpoint's list prices in USD per million tokens: a cell logs ``cost_usd`` from its usage."""
+
+    input: float
+    output: float
+
+    def cost_usd(self, prompt_tokens: float, output_tokens: float) -> float:
+        return (prompt_tokens * self.input + output_tokens * self.output) / 1e6
+
+
+@dataclass
 class VisionConfig:
     """What a vision-language model's engine needs to take images; logged with the engine arguments."""
 
@@ -168,6 +179,18 @@ class ModelConfig:
     # Why specbench does not evaluate this model (no faithful evaluation exists for it): it is
     # listed, planned and skipped with this reason, never run.
     skip_reason: str | None = None
+    # The model name an OpenAI-compatible endpoint is asked for (its API name, or `vllm serve
+    # --served-model-name`); None: the hf_id, else the key.  See docs/endpoints.md.
+    served_name: str | None = None
+    price_per_mtok: Prices | None = None  # list prices: cells served by an endpoint log cost_usd
+    # How multiple-choice datasets are answered: by choice log-likelihoods, or (chat-only endpoints,
+    # which return no prompt log-probabilities) by the generative fallback: the letter, matched.
+    multiple_choice: str = "loglikelihood"
+
+    @property
+    def api_name(self) -> str:
+        """The name sent to an endpoint as ``model``."""
+        return self.served_name or self.hf_id or self.key
 
     @property
     def can_generate(self) -> bool:
@@ -186,6 +209,8 @@ class ModelConfig:
         )
         _check(self.evaluation_batch_size >= 1, "evaluation_batch_size",
                f"batch size must be >= 1, got {self.evaluation_batch_size}")
+        _check(self.multiple_choice in ("loglikelihood", "generate"), "multiple_choice",
+               f"must be loglikelihood or generate, got '{self.multiple_choice}'")
         tp = self.tensor_parallel_size
         _check(tp >= 1, "tensor_parallel_size", f"must be >= 1, got {tp}")
         _check(self.min_gpus >= 1, "min_gpus", f"must be >= 1, got {self.min_gpus}")
@@ -280,6 +305,7 @@ class DatasetConfig:
     # results / samples files a cell writes (pipeline.lmeval_io); None: no lm-eval counterpart
     lm_eval_task: str | None = None
     tags: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)  # other names the seeds use; they resolve to key
     notes: str = ""
 
     def __post_init__(self) -> None:

@@ -19,6 +19,8 @@ import time
 import warnings
 from dataclasses import asdict
 
+from specbench.progress import progress
+
 from .child.protocol import ERROR, ExecResult, Limits, _read_frame, _write_frame
 
 log = logging.getLogger(__name__)
@@ -200,6 +202,7 @@ class SandboxPool:
                     if z is None:
                         z = self._acquire()
                     results[i] = z.run(programs[i], limits)
+                    advance()
                     if not z.alive:  # a dead zygote is replaced for the next program
                         self._release(z)
                         z = None
@@ -209,14 +212,15 @@ class SandboxPool:
                 if z is not None:
                     self._release(z)
 
-        if n == 1:
-            work()
-        else:
-            threads = [threading.Thread(target=work, daemon=True) for _ in range(n)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+        with progress("sandbox: running programs", len(programs)) as advance:
+            if n == 1:
+                work()
+            else:
+                threads = [threading.Thread(target=work, daemon=True) for _ in range(n)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
         if errors:
             raise errors[0]
         return results  # type: ignore[return-value]

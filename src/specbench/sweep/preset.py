@@ -1,4 +1,10 @@
-"""The tuned preset a sweep writes: conf/presets/tuned_<model>.yaml, with where it came from.
+"""The tuned preset a sweep writes: <conf>/presets/tuned_<model>.yaml, with where it came from.
+
+<conf> is the registry the sweep ran with (``--conf``, ``$SPECBENCH_CONF``, else the nearest
+conf/), because that is where ``--preset tuned`` finds it; in this repository the file is
+git-ignored (``conf/presets/tuned_*.yaml``): it was measured on one machine, and a commit tag
+would not describe it.  What does describe it travels with it: its provenance, which each cell
+that uses it logs in config.json.
 
 The file is validated by the registry's own loader before it is written, and written
 atomically, so concurrent workers never leave half a file and ``--preset tuned`` never reads
@@ -36,6 +42,7 @@ def write_tuned_preset(reg: Registry, model_key: str, preset: PresetConfig, prov
     load_object(body, PresetConfig, path, prefix=f"presets.{name}")  # the loader's checks, before writing
     path.parent.mkdir(parents=True, exist_ok=True)
     text = ("# Written by `specbench sweep`; re-run the sweep rather than editing by hand.\n"
+            f"# Measured on {provenance.get('hardware', 'this machine')}: git-ignored, see its provenance.\n"
             + OmegaConf.to_yaml(OmegaConf.create({"presets": {name: body}})))
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(text)

@@ -28,6 +28,7 @@ from typing import Any
 
 from specbench import pipeline, tracking
 from specbench.pipeline import tuned_preset_name
+from specbench.progress import progress
 from specbench.registry import Registry, RegistryError
 from specbench.registry.schema import to_plain
 from specbench.registry.sweeps import SweepSpec
@@ -205,6 +206,7 @@ class Sweep:
                   **{k: v for k, v in tracking.flatten("spec", spec).items() if k != "spec.description"}}
 
         def callback(study: Any, frozen: Any) -> None:
+            advance()
             if self.on_trial:
                 self.on_trial(trial_row(frozen, self.spec))
 
@@ -216,8 +218,9 @@ class Sweep:
                 run.log_dict(spec, "sweep_spec.json")
             self.objective.parent_run_id = run.run_id
             self.objective.check_reference(study)  # a study whose reference failed earlier: stop now
-            study.optimize(self.objective, n_trials=n, timeout=timeout, catch=(TrialFailure,),
-                           callbacks=[callback], gc_after_trial=True)
+            with progress(f"sweep {self.model.key}: trials", n) as advance:
+                study.optimize(self.objective, n_trials=n, timeout=timeout, catch=(TrialFailure,),
+                               callbacks=[callback], gc_after_trial=True)
             return self.finish(run, study, write_preset)
 
     def finish(self, run: tracking.RunHandle, study: Any, write_preset: bool) -> SweepResult:

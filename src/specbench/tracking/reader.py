@@ -90,8 +90,15 @@ def get_run(run_id: str) -> RunRecord | None:
         return None
 
 
+def all_experiment_ids() -> list[str]:
+    """Every active experiment of the store: where a selection that names no experiment looks,
+    since runs go wherever ``mlflow run`` (its Default experiment without ``--experiment-name``)
+    or $MLFLOW_EXPERIMENT_NAME/ID put them, and their tags say what they are."""
+    return [e.experiment_id for e in client().search_experiments(view_type=ViewType.ACTIVE_ONLY)]
+
+
 def experiment_ids(name: str | None = None, must_exist: bool = True) -> list[str]:
-    """The id of the experiment runs are read from (see ``store.experiment_name``)."""
+    """The id of the experiment named (default: ``store.experiment_name``, where new runs go)."""
     name = experiment_name(name)
     exp = client().get_experiment_by_name(name)
     if exp is None:

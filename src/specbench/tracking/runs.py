@@ -124,6 +124,18 @@ class RunHandle:
         if rows:
             mlflow.log_table(data=pd.DataFrame(rows), artifact_file=path)
 
+    def log_sample_traces(self, rows: list[dict[str, Any]], details: list[dict[str, Any]] | None = None,
+                          tags: dict[str, Any] | None = None) -> int:
+        """Each per-sample row as an MLflow evaluation record linked to this run (a trace: prompt
+        in, output and extracted answer out; the reference as an expectation, each ``score.*`` as
+        a feedback with the scorer's ``details`` as rationale), for MLflow's own per-sample view.
+        Stored in the background (:mod:`specbench.tracking.traces`: ``wait_for_traces``); a
+        reopened run's earlier records are replaced.  Returns how many were handed over."""
+        from specbench.tracking.traces import submit_samples
+
+        return submit_samples(tracking_uri(), self.experiment_id, self.run_id, rows, details,
+                              replace=self.resumed, tags=_tags(tags))
+
     def log_figure(self, figure: Any, path: str) -> None:
         mlflow.log_figure(figure, path)
 

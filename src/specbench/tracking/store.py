@@ -12,17 +12,27 @@ _configured: list[str] = []  # the tracking URI setup() last pointed MLflow at
 
 
 def tracking_uri() -> str:
-    """$MLFLOW_TRACKING_URI, else a sqlite store in the working directory.
+    """$MLFLOW_TRACKING_URI, else the sqlite store MLflow itself defaults to (./mlflow.db), or,
+    inside a project checkout, the nearest mlflow.db up to the project root (the folder with the
+    MLproject): `specbench compare` from a subfolder reads the store the root's runs went to.
 
     The file store (./mlruns) refuses to start in MLflow 3 without an opt-in, and sqlite
     is what the UI and queries are fast on anyway.
     """
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    here = Path.cwd()
+    up = (here, *here.parents)
+    root = next((i for i, d in enumerate(up) if (d / "MLproject").is_file()), None)
+    found = next((d for d in up[: root + 1] if (d / "mlflow.db").is_file()), here) if root is not None else here
+    return f"sqlite:///{found / 'mlflow.db'}"
 
 
 def experiment_name(experiment: str | None = None) -> str:
-    """The experiment runs go to and are read from: the one named, else $MLFLOW_EXPERIMENT_NAME,
-    else ``specbench``."""
+    """The experiment new runs go to: the one named, else $MLFLOW_EXPERIMENT_NAME, else
+    ``specbench`` (under ``mlflow run`` the project's run decides).  Reading is not tied to
+    it: a selection that names no experiment reads every one (``reader.experiment_ids``)."""
     return experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
 
 
