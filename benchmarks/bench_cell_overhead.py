@@ -1,4 +1,4 @@
-"""specbench's wall time for a cell vs raw `vllm.LLM.generate` on the same prompts.
+"""specbench's wall time for a cell vs raw `vllm.LLM.generate` on the same prompts (and images).
 
 Both sides share one started engine (engine start excluded), the same prompts (chat
 template applied the same way) and the same sampling parameters; the prefix cache is
@@ -7,6 +7,10 @@ side is the whole cell: data loading, prompt rendering, generation, scoring, and
 logging (params, metrics, dataset input, sample table) into a sqlite store.
 
     python benchmarks/bench_cell_overhead.py --samples 128 --max-new-tokens 64 --reps 3
+    python benchmarks/bench_cell_overhead.py --model smolvlm_test --dataset chartqa --max-new-tokens 64
+
+With an image dataset (a vision model) the raw side is handed the images already decoded, in
+vLLM's multimodal inputs; the cell decodes and checks them itself and logs a few of them.
 """
 
 from __future__ import annotations
@@ -42,15 +46,20 @@ def main() -> None:
         plan.task, gen=dataclasses.replace(plan.gen, max_new_tokens=args.max_new_tokens)))
     engine = pipeline.start_engine(plan)
 
-    prompts = pipeline.prepare(plan.task, plan.samples).prompts
-    texts = prompt_texts(engine.tokenizer, prompts)  # what the engine sends: chat-templated messages
+    prepared = pipeline.prepare(plan.task, plan.samples, offline=plan.data.kind == "slice")
+    assert not prepared.failures, prepared.failures
+    # what the engine sends: chat-templated messages, with their images beside them
+    texts = prompt_texts(engine.processor if prepared.images else engine.tokenizer, prepared.prompts)
+    inputs = ([{"prompt": t, "multi_modal_data": {"image": imgs}} for t, imgs in
+               zip(texts, prepared.images, strict=True)] if prepared.images else texts)
+    images = sum(len(i) for i in prepared.images)
     sp = SamplingParams(n=1, temperature=0.0, max_tokens=plan.gen.max_new_tokens, stop=list(plan.gen.stop) or None)
 
     raw, ours = [], []
     for _ in range(args.reps):
         engine.llm.reset_prefix_cache()
         t0 = time.perf_counter()
-        outs = engine.llm.generate(texts, sp, use_tqdm=False)
+        outs = engine.llm.generate(inputs, sp, use_tqdm=False)
         raw.append(time.perf_counter() - t0)
         raw_texts = [o.outputs[0].text for o in outs]
 
@@ -62,9 +71,11 @@ def main() -> None:
         assert [o[0] for o in res.outputs] == raw_texts, "same prompts and params must give the same outputs"
     engine.close()
     r, o = statistics.median(raw), statistics.median(ours)
-    print("| prompts | max_new_tokens | raw vllm generate (s) | specbench cell (s) | overhead |")
-    print("|---|---|---|---|---|")
-    print(f"| {len(texts)} | {args.max_new_tokens} | {r:.2f} | {o:.2f} | {100 * (o / r - 1):+.1f}% |")
+    print("| model | dataset | prompts (images) | max_new_tokens | raw vllm generate (s) | specbench cell (s) | "
+          "overhead |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| {args.model} | {args.dataset} | {len(texts)} ({images}) | {args.max_new_tokens} | {r:.2f} | {o:.2f} | "
+          f"{100 * (o / r - 1):+.1f}% |")
     print(f"raw runs: {[round(x, 2) for x in raw]}; specbench runs: {[round(x, 2) for x in ours]}")
 
 

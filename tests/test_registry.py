@@ -182,3 +182,10 @@ def test_vision_section_only_on_vision_models(conf_copy):
     msg = _error(conf_copy)
     assert msg.endswith("models/qwen25_7b.yaml: vision: a vision section needs modality: vision, not text")
     assert len(msg.splitlines()) == 1
+
+
+def test_vision_images_per_prompt_must_be_positive(conf_copy):
+    _edit(conf_copy / "models" / "smolvlm_test.yaml", lambda d: d["vision"].__setitem__("images_per_prompt", 0))
+    msg = _error(conf_copy)
+    assert "smolvlm_test.yaml" in msg and "vision.images_per_prompt" in msg and "must be >= 1, got 0" in msg
+    assert len(msg.splitlines()) == 1
