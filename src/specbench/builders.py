@@ -11,7 +11,10 @@ every run made with it is tagged, so no score of it is read as a model's.
 
 A builder is a function ``(text_model_dir, out_dir, seed) -> None`` registered in ``BUILDERS``
 under the name a model's ``offline.build`` gives; ``BUILDER_REVISION`` enters the weights'
-identity, so changing what a builder makes changes every cell's config hash that used it.
+identity, so changing what a builder makes changes every cell's config hash that used it.  A
+builder may carry two attributes: ``text_model = False`` (it uses no text model, so none is
+converted for it) and ``inputs_digest()`` (what else it reads, e.g. the test encoder's corpus of
+slices, which then enters the weights' identity too).
 """
 
 from __future__ import annotations
@@ -77,4 +80,7 @@ def idefics3_random_vision(text_dir: Path, out: Path, seed: int = 0) -> None:
     processor.save_pretrained(out)
 
 
-BUILDERS: dict[str, Callable[[Path, Path, int], None]] = {"idefics3_random_vision": idefics3_random_vision}
+from specbench.builders_encoder import bert_random_wordpiece  # noqa: E402 - the test encoder (builders_encoder)
+
+BUILDERS: dict[str, Callable[[Path, Path, int], None]] = {"idefics3_random_vision": idefics3_random_vision,
+                                                         "bert_random_wordpiece": bert_random_wordpiece}

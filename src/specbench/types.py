@@ -47,6 +47,9 @@ class SampleScore:
     extracted: str
     scores: dict[str, float]
     detail: dict[str, Any] = field(default_factory=dict)
+    # per scorer with corpus metrics (F1 over all items): this item's additive statistics, from
+    # which the analysis recomputes those metrics over resampled items (paired tests, intervals)
+    counts: dict[str, list[float]] = field(default_factory=dict)
 
 
 @dataclass

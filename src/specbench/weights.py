@@ -12,6 +12,9 @@ A model made by a quantization recipe (``recipe:``, e.g. smollm2_135m_awq) has n
 of its own: `specbench quantize` writes it into cache/models/<key>/ as the packed AWQ
 checkpoint (``awq/``, what vLLM's AWQ kernels read on a GPU) and the same int4 weights
 unpacked into a float checkpoint (``float/``, what a CPU runs: simulated quantization).
+A model made by a fine-tune recipe (conf/finetune/) is written by `specbench finetune` into the
+same folder: the LoRA adapter merged into the parent's weights (``merged/``), an ordinary
+checkpoint every engine loads.  Either way ``specbench.json`` (the manifest) is written last.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import importlib.util
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from specbench.hub import hub_offline, hub_unreachable  # noqa: F401 - re-exported for planners
 from specbench.registry.schema import Architecture, ModelConfig, Quantization
@@ -53,6 +57,24 @@ QUANTIZED_MANIFEST = "specbench.json"  # written last by `specbench quantize`: t
 QUANTIZER_REVISION = 2
 PACKED_DIR, FLOAT_DIR = "awq", "float"
 SIMULATED_SOURCE = "awq-unpacked"  # the int4 weights as floats: same values, no AWQ kernel
+# `specbench finetune`: the merged checkpoint's folder, its source name, and the trainer's revision
+# (bumped whenever the trainer changes the weights it writes for the same recipe, as the quantizer's).
+MERGED_DIR, FINETUNED_SOURCE, FINETUNER_REVISION = "merged", "finetuned", 1
+
+
+@dataclass
+class DerivedResult:
+    """What making a derived model returned (``quantize`` and ``finetune`` alike)."""
+
+    key: str
+    parent: str
+    recipe: str
+    path: Path
+    manifest: dict[str, Any]
+    run_id: str | None = None
+    reused: bool = False  # an up-to-date checkpoint was already there
+    wrote_entry: Path | None = None  # conf/models/<key>.yaml written by this call
+    notes: list[str] = field(default_factory=list)
 
 
 def derived_dir(model: ModelConfig | str) -> Path:
@@ -61,7 +83,7 @@ def derived_dir(model: ModelConfig | str) -> Path:
 
 
 def derived_manifest(model: ModelConfig | str) -> dict | None:
-    """The quantization record of a derived model's checkpoint, or None if there is none yet."""
+    """The record (quantization or fine-tune) of a derived model's checkpoint, or None if there is none yet."""
     path = derived_dir(model) / QUANTIZED_MANIFEST
     try:
         return json.loads(path.read_text())
@@ -69,11 +91,40 @@ def derived_manifest(model: ModelConfig | str) -> dict | None:
         return None
 
 
+def checkpoint_digest(folder: Path) -> str:
+    """sha256 of a checkpoint folder's weight files (``*.safetensors``, by name): a derived model's
+    identity (its revision ``awq:<it>`` or ``lora:<it>``)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(folder.glob("*.safetensors")):
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda fh=fh: fh.read(1 << 22), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def install_derived(tmp: Path, final: Path) -> None:
+    """Replace a derived model's folder by a complete new one (manifest included) in one rename,
+    so a crash or a failed run never leaves a checkpoint that looks complete."""
+    import shutil
+
+    if final.exists():
+        trash = final.with_name(f".{final.name}.old{os.getpid()}")
+        final.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+    tmp.rename(final)
+
+
 def checkpoint_outdated(manifest: dict, recipe_digest: str) -> str | None:
     """What a derived checkpoint was made with that no longer holds (None if it is current):
-    another version of its recipe, or an older specbench quantizer."""
+    another version of its recipe, or an older specbench quantizer (or trainer)."""
     if manifest.get("recipe_digest") != recipe_digest:
         return "another version of its recipe"
+    if manifest.get("kind") == "finetune":
+        revision = manifest.get("finetuner_revision")
+        return None if revision == FINETUNER_REVISION else \
+            f"an older specbench trainer (revision {revision}, now {FINETUNER_REVISION})"
     revision = manifest.get("quantizer_revision", 1)  # revision 1 wrote none
     if revision != QUANTIZER_REVISION:
         return f"an older specbench quantizer (revision {revision}, now {QUANTIZER_REVISION})"
@@ -108,8 +159,9 @@ def runnable_reason(model: ModelConfig, gpus: int | None = None) -> str | None:
         return f"{model.key}: {' '.join(model.skip_reason.split())}"
     if model.api_only:
         return f"{model.key} is API-only ({model.display_name}); use --engine openai with its endpoint"
-    if not model.can_generate:
-        return f"{model.key} is {model.architecture.value.replace('_', '-')} and cannot generate text"
+    if not model.can_generate and model.encoder is None:
+        return (f"{model.key} is {model.architecture.value.replace('_', '-')}: it cannot generate text and "
+                "declares no `encoder` section (how it answers classification and NER datasets)")
     if model.architecture == Architecture.encoder_decoder and model.modality.value == "text":
         return (f"{model.key} is encoder-decoder: vLLM dropped those (except Whisper) and the transformers "
                 "engine serves causal language models only")
@@ -125,11 +177,25 @@ def runnable_reason(model: ModelConfig, gpus: int | None = None) -> str | None:
             and model.recipe is None:  # derived models run unpacked on a CPU (simulated quantization)
         reasons.append(f"{model.quantization.value} kernels need a GPU")
     if model.recipe is not None and derived_manifest(model) is None:
-        reasons.append(f"no quantized checkpoint yet; run `specbench quantize --model {model.parent}`")
+        reasons.append(f"no {'fine-tuned' if is_finetuned(model) else 'quantized'} checkpoint yet; run "
+                       f"`{derive_command(model)}`")
     if model.gated and not _hf_token():
         reasons.append(f"{model.hf_id} is gated: accept its licence on the hub and set HF_TOKEN "
                        "(or run `hf auth login`)")
     return f"{model.key}: " + "; ".join(reasons) if reasons else None
+
+
+def is_finetuned(model: ModelConfig) -> bool:
+    """A derived model made by a fine-tune recipe (AWQ-derived ones are quantized; the registry
+    checks that a fine-tuned model is not), told apart without the registry."""
+    return model.recipe is not None and model.quantization == Quantization.none
+
+
+def derive_command(model: ModelConfig) -> str:
+    """The command that (re)makes a derived model's checkpoint."""
+    if is_finetuned(model):
+        return f"specbench finetune --model {model.parent} --recipe {model.recipe}"
+    return f"specbench quantize --model {model.parent}"
 
 
 def locate(model: ModelConfig, offline: bool | None = None) -> ResolvedModel:
@@ -143,6 +209,8 @@ def locate(model: ModelConfig, offline: bool | None = None) -> ResolvedModel:
     offline = hub_offline() if offline is None else offline
     if model.hf_id and os.path.isabs(model.hf_id):  # an ad-hoc model's folder (registry ids are ORG/NAME)
         return _from_folder(model, Path(model.hf_id))
+    if is_finetuned(model):
+        return _from_finetuned(model)
     if model.recipe is not None:
         return _from_quantized(model, on_gpu=gpu_count() > 0)
     if model.offline is not None and not model.offline.build and model.hf_id and not offline \
@@ -214,6 +282,14 @@ def _from_quantized(model: ModelConfig, on_gpu: bool) -> ResolvedModel:
     return ResolvedModel(path=str(derived_dir(model) / FLOAT_DIR), revision=revision, source=SIMULATED_SOURCE)
 
 
+def _from_finetuned(model: ModelConfig) -> ResolvedModel:
+    """The merged checkpoint `specbench finetune` wrote; its weights' digest is its revision."""
+    manifest = derived_manifest(model)
+    assert manifest is not None  # runnable_reason said so
+    return ResolvedModel(path=str(derived_dir(model) / MERGED_DIR), revision=f"lora:{manifest['digest']}",
+                         source=FINETUNED_SOURCE)
+
+
 def _from_hub(model: ModelConfig) -> ResolvedModel:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
@@ -263,9 +339,11 @@ def _gguf_dir(model: ModelConfig, digest: str) -> Path:
 def _built_digest(gguf_digest: str, builder: str) -> str:
     import hashlib
 
-    from specbench.builders import BUILDER_REVISION
+    from specbench.builders import BUILDER_REVISION, BUILDERS
 
-    return hashlib.sha256(f"{gguf_digest}:{builder}:{BUILDER_REVISION}".encode()).hexdigest()[:12]
+    # what else the builder reads (the test encoder: the slices its vocabulary is counted from)
+    inputs = getattr(BUILDERS.get(builder), "inputs_digest", lambda: "")()
+    return hashlib.sha256(f"{gguf_digest}:{builder}:{BUILDER_REVISION}:{inputs}".encode()).hexdigest()[:12]
 
 
 def _build(model: ModelConfig, out: Path) -> None:
@@ -284,7 +362,8 @@ def _build(model: ModelConfig, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
         text_dir = Path(scratch) / "text"
-        _convert_gguf(_find_gguf(model), text_dir, model)
+        if getattr(builder, "text_model", True):  # a builder that uses no text model skips the conversion
+            _convert_gguf(_find_gguf(model), text_dir, model)
         tmp = Path(scratch) / "built"
         builder(text_dir, tmp, 0)
         (tmp / "specbench.json").write_text(json.dumps({

@@ -119,6 +119,22 @@ def delta_display(deltas: pd.DataFrame, *, scale: float = 100.0, decimals: int =
     return out.reset_index()
 
 
+def paired_tests_display(deltas: pd.DataFrame, *, scale: float = 100.0, decimals: int = 1) -> pd.DataFrame:
+    """The finished cells of a delta table one per row: both scores, the paired delta with its
+    interval, the test, how many items it paired, and its raw and adjusted p-values (the wide
+    table shows only the stars)."""
+    d = deltas[deltas.status == "finished"]
+    return pd.DataFrame({
+        "model": label_rows(d) if len(d) else [], "baseline": d.baseline, "dataset": d.dataset,
+        "model score": [num(v, scale, decimals) for v in d.model_value],
+        "baseline score": [num(v, scale, decimals) for v in d.baseline_value],
+        "delta [95% CI]": [delta_text(r, scale, decimals) for _, r in d.iterrows()],
+        "test": d.test, "paired": [_count_text(v) for v in d.n_paired],
+        "p": ["" if not np.isfinite(p) else f"{p:.3g}" for p in d.p_value],
+        "q (BH)": ["" if not np.isfinite(p) else f"{p:.3g}" for p in d.p_adjusted],
+    })
+
+
 def is_mixed(df: pd.DataFrame) -> bool:
     """Whether a long table compares cells evaluated on different numbers of items."""
     return "mixed_samples" in df and bool(df.mixed_samples.fillna(False).astype(bool).any())

@@ -55,12 +55,29 @@ QUANT_COLUMNS = ["category", "variant", "parent", "preset", "parent_preset", "da
 MEMORY_METRICS = ("gpu_peak_mb", "gpu_used_mb", "peak_rss_mb")  # first present wins: GPU when there is one
 
 
+def corpus_reduce(metric: str, columns: Any) -> tuple[str, stats.Reduce] | None:
+    """For a corpus metric (F1 over all items): the per-sample column of the items' statistics and the
+    function recomputing the metric from their sums (the scorer's own ``Corpus.reduce``), or None."""
+    from specbench.scoring import COUNTS_PREFIX, load_scorers
+
+    for info in load_scorers().values():
+        if info.corpus is not None and metric in info.corpus.metrics and f"{COUNTS_PREFIX}{info.name}" in columns:
+            return f"{COUNTS_PREFIX}{info.name}", info.corpus.reduce
+    return None
+
+
 def scores(reader: tracking.ArtifactReader, cell: Cell, metric: str) -> pd.Series | None:
-    """Per-item scores of a finished cell, indexed by item id (the pairing key)."""
+    """Per-item scores of a finished cell, indexed by item id (the pairing key); for a corpus
+    metric, each item's statistics (arrays: see :func:`corpus_reduce`)."""
     if cell.run is None or cell.status != FINISHED:
         return None
     rows = reader.table(cell.run_id)
     col = f"score.{metric}"
+    if rows and col not in rows[0] and (corpus := corpus_reduce(metric, rows[0])):
+        s = pd.Series({str(r["id"]): np.asarray(r[corpus[0]], dtype=float) for r in rows}, dtype=object)
+        s = s[~s.index.duplicated(keep="first")]
+        s.attrs["reduce"] = corpus[1]  # how to recompute the metric over any subset of the items
+        return s
     if not rows or col not in rows[0]:
         return None
     s = pd.Series({str(r["id"]): r[col] for r in rows}, dtype=float)
@@ -84,7 +101,9 @@ def metric_matrix(reg: Registry, reader: tracking.ArtifactReader, cells: Cells, 
                 row["status"] = MISSING  # the run does not have this metric
             s = scores(reader, c, m)
             if row["status"] == FINISHED and s is not None and len(s):
-                iv = stats.bootstrap_mean(s.to_numpy(), seed=seed)
+                reduce = s.attrs.get("reduce")
+                iv = (stats.bootstrap_corpus(np.stack(s.to_numpy()), reduce, m, seed=seed) if reduce
+                      else stats.bootstrap_mean(s.to_numpy(), seed=seed))
                 row.update(value=value, ci_low=iv.low, ci_high=iv.high, n=iv.n, ci_method="bootstrap")
             elif row["status"] == FINISHED:  # no per-item table: normal interval from the logged stderr
                 se = c.metric(f"{m}_stderr")
@@ -121,7 +140,9 @@ def paired(reader: tracking.ArtifactReader, a: Cell, b: Cell, metric: str, seed:
         return out | {"status": MISSING, "test": "no per-item scores"}
     x, y, ids = pair_scores(sa, sb)
     out["mixed_samples"] = mixed_counts([a.n_samples, b.n_samples])
-    res = stats.paired_test(x, y, seed=seed)
+    reduce = sa.attrs.get("reduce") if sb.attrs.get("reduce") else None
+    res = (stats.paired_corpus(np.stack(x), np.stack(y), reduce, metric, seed=seed) if reduce and ids
+           else stats.paired_test(x, y, seed=seed))
     out.update(delta=res.delta, ci_low=res.low, ci_high=res.high, p_value=res.p_value, test=res.test,
                n_paired=res.n, b=res.b if res.b is not None else np.nan, c=res.c if res.c is not None else np.nan)
     if not ids:

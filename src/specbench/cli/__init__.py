@@ -1,5 +1,6 @@
 """`specbench` command line: a thin shell over the packages below it, one module per command group
-(``registry_cmds``, ``eval_cmds``, ``sweep_cmd``, ``quantize_cmd``, ``analysis_cmds``).
+(``registry_cmds``, ``eval_cmds``, ``sweep_cmd``, ``quantize_cmd``, ``finetune_cmd``,
+``analysis_cmds``).
 
 Every user error ends as one line on stderr and exit code 2; nothing here holds logic that
 another module should own.
@@ -11,7 +12,7 @@ import argparse
 import sys
 
 from specbench import progress
-from specbench.cli import analysis_cmds, eval_cmds, quantize_cmd, quiet, registry_cmds, sweep_cmd
+from specbench.cli import analysis_cmds, eval_cmds, finetune_cmd, quantize_cmd, quiet, registry_cmds, sweep_cmd
 from specbench.cli.common import USAGE_ERROR, UsageError, err
 from specbench.registry import RegistryError, load_registry
 
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true",
                    help="show library logs and warnings here instead of in logs/*.log (or SPECBENCH_VERBOSE=1)")
     sub = p.add_subparsers(dest="cmd", required=True)
-    for group in (registry_cmds, eval_cmds, quantize_cmd, sweep_cmd, analysis_cmds):
+    for group in (registry_cmds, eval_cmds, quantize_cmd, finetune_cmd, sweep_cmd, analysis_cmds):
         group.add_commands(sub)
     return p
 

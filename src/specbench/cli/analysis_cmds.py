@@ -51,6 +51,10 @@ def cmd_compare(reg: Registry, args: argparse.Namespace) -> int:
             d = render.delta_display(grp)
             emit(d.to_dict("records"), list(d.columns), "table",
                  f"{v.category}: specialist - {base}, points (* q<0.05, Benjamini-Hochberg over the table)")
+            tests = render.paired_tests_display(grp)
+            if len(tests):  # the finished pairs with their tests and p-values
+                emit(tests.to_dict("records"), list(tests.columns), "table",
+                     f"{v.category}: specialist - {base}, paired tests")
         if len(v.quantization):
             d = render.quantization_display(v.quantization)
             emit(d.to_dict("records"), list(d.columns), "table", f"{v.category}: quantized - parent, points")

@@ -32,6 +32,8 @@ def cmd_evaluate(reg: Registry, args: argparse.Namespace) -> int:
     if not args.dataset:
         raise UsageError("give --dataset NAME (or --datasets a,b,c)")
     model, adhoc = model_for(reg, args.model)
+    if args.engine is None:  # the model's preferred engine (an encoder's, BioGPT's transformers), else vLLM
+        args.engine = model.engines[0] if model.engines else "vllm"
     plans: list[pipeline.CellPlan] = []
     for name in args.dataset:
         try:  # the weights are located once, for the first cell, and shared by the others
@@ -174,7 +176,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     help="a dataset, or several comma-separated (one engine start serves them all)")
     ep.add_argument("--samples", type=samples_arg, default=None, help="first N items (default: all)")
     ep.add_argument("--preset", type=blank_is_none, default=None, help="engine preset (default: the model's)")
-    ep.add_argument("--engine", choices=engine_names(), default="vllm")
+    ep.add_argument("--engine", choices=engine_names(), default=None,
+                    help="default: the first engine the model's registry entry lists, else vllm")
     ep.add_argument("--seed", type=int, default=0)
     ep.add_argument("--slice-policy", choices=["warn", "fail"], default="warn",
                     help="a cell that would read only an offline slice of its split (no hub): warn loudly "

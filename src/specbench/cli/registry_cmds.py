@@ -59,11 +59,13 @@ def cmd_show(reg: Registry, args: argparse.Namespace) -> int:
         data["can_generate"] = obj.can_generate
         data["member_of"] = reg.categories_of(obj.key)
         if obj.recipe is not None:  # a derived model: is its checkpoint there yet?
-            from specbench.weights import derived_dir, derived_manifest
+            from specbench.weights import derive_command, derived_dir, derived_manifest, is_finetuned
 
             made = derived_manifest(obj)
-            data["checkpoint"] = (f"{derived_dir(obj)} (awq:{made['digest']})" if made else
-                                  f"none yet: run `specbench quantize --model {obj.parent}`")
+            kind = "lora" if is_finetuned(obj) else "awq"
+            data["checkpoint"] = (f"{derived_dir(obj)} ({kind}:{made['digest']}"
+                                  + (f", trained in run {made['run_id']})" if kind == "lora" else ")") if made else
+                                  f"none yet: run `{derive_command(obj)}`")
     if args.format == "json":
         print(json.dumps(data, indent=2, default=str))
         return 0

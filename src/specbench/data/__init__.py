@@ -42,7 +42,7 @@ from specbench.data.adapters import (
 from specbench.data.adapters.math import MATH_TYPES
 from specbench.data.adapters.pubmedqa import PUBMEDQA_CHOICES
 from specbench.data.errors import DataUnavailable
-from specbench.data.loading import SLICES_DIR, LoadedDataset, load_items, split_slice_name
+from specbench.data.loading import SLICES_DIR, LoadedDataset, load_items, load_split_items, split_slice_name
 from specbench.data.prompts import (
     Message,
     Prompt,
@@ -57,7 +57,7 @@ from specbench.data.prompts import (
 
 __all__ = [
     "ADAPTERS", "MATH_TYPES", "PUBMEDQA_CHOICES", "SLICES_DIR", "Adapter", "DataUnavailable", "LoadedDataset",
-    "Message", "Normalizer", "Prompt", "adapter", "adapter_names", "build_prompt", "build_prompts", "choice_requests",
-    "fewshot_draws", "get_adapter", "load_items", "prompt_text", "register_adapter", "render", "select_fewshot",
-    "split_slice_name",
+    "Message", "Normalizer", "Prompt", "adapter", "adapter_names", "build_prompt", "build_prompts",
+    "choice_requests", "fewshot_draws", "get_adapter", "load_items", "load_split_items", "prompt_text",
+    "register_adapter", "render", "select_fewshot", "split_slice_name"
 ]

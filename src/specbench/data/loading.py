@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 from specbench.data.adapters import Adapter, get_adapter
 from specbench.data.errors import DataUnavailable
 from specbench.hub import datasets_offline, hub_unreachable
-from specbench.registry.schema import DatasetConfig, Status
+from specbench.registry.schema import DatasetConfig, Status, TaskType
 from specbench.types import Item
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
 
-__all__ = ["SLICES_DIR", "DataSource", "DataUnavailable", "LoadedDataset", "load_items", "plan_source",
-           "split_slice_name"]
+__all__ = ["SLICES_DIR", "DataSource", "DataUnavailable", "LoadedDataset", "load_items", "load_split_items",
+           "plan_source", "split_slice_name"]
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class DataSource:
 def plan_source(dataset: DatasetConfig) -> DataSource:
     """The hub when it is usable (HF offline flags unset, the hub answers), else the shipped
     slice; a pure decision (one HEAD request per process), made before anything loads."""
-    why = datasets_offline() or _hub_unreachable()
+    why = _no_hub_copy(dataset) or datasets_offline() or _hub_unreachable()
     slice_path = _slice_path(dataset.offline_slice)
     if why is None:
         return DataSource("hub", dataset.samples)
@@ -91,6 +91,11 @@ def plan_source(dataset: DatasetConfig) -> DataSource:
     with open(slice_path, "rb") as fh:
         lines = sum(1 for line in fh if line.strip())
     return DataSource("slice", lines, f"hub not used: {why}")
+
+
+def _no_hub_copy(dataset: DatasetConfig) -> str | None:
+    """Why the hub is never asked for this dataset: it has no hub copy (its slice is the data)."""
+    return None if dataset.hub_path else "no hub copy of this dataset is known (hub_path is empty)"
 
 
 def _hub_source(dataset: DatasetConfig, split: str) -> str:
@@ -103,9 +108,12 @@ def _load_hub(dataset: DatasetConfig, adapter: Adapter, split: str) -> datasets.
 
     configs: list[str | None] = (
         [dataset.hub_config] if dataset.hub_config or not adapter.hub_configs else list(adapter.hub_configs))
-    parts = [_undecoded_images(datasets.load_dataset(dataset.hub_path, cfg, split=split, revision=dataset.revision))
-             for cfg in configs]
-    return parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+    parts = [_undecoded_images(datasets.load_dataset(dataset.hub_path, cfg, split=adapter.hub_split or split,
+                                                     revision=dataset.revision)) for cfg in configs]
+    ds = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+    if adapter.split_filter is not None:  # this dataset's own split of a corpus the hub holds as one
+        ds = ds.filter(lambda rec: adapter.split_filter(rec, split))
+    return ds
 
 
 def _undecoded_images(ds: datasets.Dataset) -> datasets.Dataset:
@@ -136,6 +144,57 @@ def _normalize_all(records: Any, adapter: Adapter, split: str) -> list[Item]:
     return items
 
 
+def _structured(dataset: DatasetConfig, items: list[Item], source: str) -> list[Item]:
+    """A classification / NER dataset's items checked against its declared label set (a gold label
+    outside it is bad data, refused in one line: scoring it would silently count it wrong), and
+    given the set as ``labels``, so prompt templates list the labels from the one declaration."""
+    st = dataset.structure
+    if st is None:
+        return items
+    allowed = set(st.labels)
+    for item in items:
+        if dataset.task_type == TaskType.ner:
+            tags = item.doc.get("tags") or []
+            bad = next((t for t in tags if t != "O" and (t[:2] not in ("B-", "I-") or t[2:] not in allowed)), None)
+            if bad is not None or len(tags) != len(item.doc.get("tokens") or []):
+                what = f"tag '{bad}'" if bad is not None else "tokens and tags of different lengths"
+                raise DataUnavailable(f"dataset '{dataset.key}' item {item.id} ({source}): {what}; valid tags: O, "
+                                      f"B-/I- + one of {', '.join(st.labels)} (structure.labels)")
+        elif item.reference not in allowed:
+            raise DataUnavailable(f"dataset '{dataset.key}' item {item.id} ({source}): label '{item.reference}' is "
+                                  f"not declared; valid: {', '.join(st.labels)} (structure.labels)")
+        item.doc.setdefault("labels", list(st.labels))
+    return items
+
+
+def load_split_items(dataset: DatasetConfig, split: str, limit: int | None = None,
+                     offline: bool = False) -> tuple[list[Item], str]:
+    """The first ``limit`` items of another split of a dataset (a probe's training split), from the
+    same kind of source the evaluated split came from -- the hub's split, or its shipped slice --
+    through the same adapter and label checks; with where they came from.  An empty or missing
+    split is an error in one line: a probe fitted on nothing would predict nothing."""
+    adapter = get_adapter(dataset)
+    if offline:
+        name = split_slice_name(dataset, split)
+        path = _slice_path(name)
+        if path is None or not path.is_file():
+            raise DataUnavailable(f"dataset '{dataset.key}': its '{split}' split has no offline slice "
+                                  f"({name or 'none named'}); it needs hub access to {_hub_source(dataset, split)}")
+        source = f"slice {name}"  # no machine's absolute path in a run's tags
+        if not path.read_text(encoding="utf-8").strip():  # datasets' JSON reader cannot read an empty file
+            raise DataUnavailable(f"dataset '{dataset.key}': the '{split}' split ({source}) is empty; nothing to "
+                                  "train a probe on")
+        ds = _load_slice(path)
+    else:
+        ds, source = _load_hub(dataset, adapter, split), _hub_source(dataset, split)
+    if limit is not None and len(ds) > limit:
+        ds = ds.select(range(limit))
+    if len(ds) == 0:
+        raise DataUnavailable(f"dataset '{dataset.key}': the '{split}' split ({source}) is empty; nothing to "
+                              "train a probe on")
+    return _structured(dataset, _normalize_all(ds, adapter, split), source), source
+
+
 def load_items(dataset: DatasetConfig, samples: int | None = None,
                offline: bool | None = None) -> LoadedDataset:
     """Load a dataset's evaluation items (and its few-shot pool) through its adapter.
@@ -161,7 +220,7 @@ def load_items(dataset: DatasetConfig, samples: int | None = None,
     use_offline = bool(offline)
     hub_error: str | None = None
     if not use_offline:
-        hub_error = datasets_offline() or _hub_unreachable()
+        hub_error = _no_hub_copy(dataset) or datasets_offline() or _hub_unreachable()
         if hub_error and offline is False:
             raise DataUnavailable(
                 f"dataset '{key}': offline=False but the hub cannot be used ({hub_error}); "
@@ -224,10 +283,11 @@ def load_items(dataset: DatasetConfig, samples: int | None = None,
             ds = ds.select(range(n))
         digest = ds._fingerprint
 
-    items = _normalize_all(ds, adapter, dataset.split)
+    items = _structured(dataset, _normalize_all(ds, adapter, dataset.split), source)
     fewshot: list[Item] = []
     if fs_ds is not None:
-        fewshot = _normalize_all(fs_ds, adapter, prompt.fewshot_split)
+        fewshot = _structured(dataset, _normalize_all(fs_ds, adapter, prompt.fewshot_split),
+                              f"{prompt.fewshot_split} split")
         if prompt.fewshot_ids:
             by_id = {it.id: it for it in fewshot}
             missing_ids = [i for i in prompt.fewshot_ids if i not in by_id]

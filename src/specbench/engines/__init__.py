@@ -21,6 +21,7 @@ from importlib import metadata
 from typing import Any
 
 from specbench.engines.base import (
+    Embedded,
     Engine,
     EngineStats,
     Generation,
@@ -135,7 +136,7 @@ def make_engine(kind: str, params: dict[str, Any], **options: Any) -> Engine:
 
 
 __all__ = [
-    "CAPABILITIES", "ENGINES", "Engine", "EngineInfo", "EngineStats", "GenParams", "Generation", "Images",
+    "CAPABILITIES", "ENGINES", "Embedded", "Engine", "EngineInfo", "EngineStats", "GenParams", "Generation", "Images",
     "LoglikResult", "Message", "PeakRSS", "Prompt", "Timer", "TRANSPORT_KEYS", "WEIGHT_KEYS", "engine_info",
     "engine_names", "identity_params", "load_engines", "make_engine", "planned_params", "register_engine",
     "with_weights"

@@ -76,6 +76,21 @@ class LoglikResult:
     is_greedy: bool
 
 
+@dataclass
+class Embedded:
+    """What an encoder made of a batch of texts (``embed``) or of word sequences (``embed_words``).
+
+    ``vectors``: one pooled vector per text (an (n, d) array), or per item an (n_words, d) array
+    with one row per word (its first sub-token's vector, the BERT NER convention).  Items longer
+    than the encoder's window were truncated or slid over as its ``encoder.overflow`` declares:
+    ``over_window`` lists their indices, so a cell counts them and says which they were."""
+
+    vectors: Any
+    over_window: list[int] = field(default_factory=list)
+    tokens: int = 0  # sub-word tokens the encoder read (special tokens included)
+    wall_s: float = 0.0
+
+
 class Engine(ABC):
     """Generate a batch; score continuations; report settings, memory and stats.
 
@@ -101,6 +116,20 @@ class Engine(ABC):
     def loglikelihood(self, requests: list[tuple[Prompt, str]]) -> list[LoglikResult]:
         """lm-eval's loglikelihood: log P(continuation | context) for each pair (a context of chat
         messages is chat-templated first, as lm-eval's contexts under ``--apply_chat_template``)."""
+
+    # Encoders (capability ``embeddings``) answer classification and NER by a probe over these
+    # vectors (``pipeline.probe``), or by the checkpoint's own head (``classify``).
+    def embed(self, texts: list[str], pairs: list[str] | None = None) -> Embedded:
+        """One pooled vector per text (with ``pairs``: per text pair, encoded together)."""
+        raise NotImplementedError(f"the {self.name} engine cannot embed text")
+
+    def embed_words(self, words: list[list[str]]) -> Embedded:
+        """One vector per word of each item (items are pre-tokenized into words, as CoNLL files)."""
+        raise NotImplementedError(f"the {self.name} engine cannot embed words")
+
+    def classify(self, texts: list[str], pairs: list[str] | None = None) -> list[dict[str, float]]:
+        """The checkpoint's own head: per text, a probability per head label (config.id2label)."""
+        raise NotImplementedError(f"the {self.name} engine has no classification head")
 
     def memory(self) -> dict[str, float]:
         """Engine-specific memory figures (GPU, KV cache); CPU RSS is sampled by the runner."""
@@ -222,6 +251,18 @@ def nvml_memory() -> dict[str, float]:
     if listed:  # in a container NVML may report host pids: then only the device figures
         out["gpu_process_mb"] = mine / 2**20
     return out
+
+
+def torch_gpu_peak() -> dict[str, float]:
+    """Peak GPU memory torch allocated in this process (the in-process engines); empty on a CPU."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return {"gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20}
+    except Exception:  # noqa: BLE001 - a figure, never a reason to fail a cell
+        pass
+    return {}
 
 
 class Timer:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from specbench.engines.base import Engine, EngineStats, Generation, GenParams, Images, LoglikResult, Prompt
+from specbench.engines.base import Embedded, Engine, EngineStats, Generation, GenParams, Images, LoglikResult, Prompt
 from specbench.identity import digest
 from specbench.weights import cache_dir
 
@@ -183,6 +183,16 @@ class CachingEngine(Engine):
                 self.cache.put_many({keys[i]: [r.logprob, r.is_greedy] for i, r in zip(miss, res, strict=True)},
                                     self._run)
         return [r for r in out if r is not None]
+
+    # An encoder's vectors are not cached: a probe's forward passes cost little beside a generation.
+    def embed(self, texts: list[str], pairs: list[str] | None = None) -> Embedded:
+        return self.engine().embed(texts, pairs)
+
+    def embed_words(self, words: list[list[str]]) -> Embedded:
+        return self.engine().embed_words(words)
+
+    def classify(self, texts: list[str], pairs: list[str] | None = None) -> list[dict[str, float]]:
+        return self.engine().classify(texts, pairs)
 
     def memory(self) -> dict[str, float]:
         return self._engine.memory() if self._engine else {}

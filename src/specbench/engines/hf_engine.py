@@ -19,6 +19,7 @@ from specbench.engines.base import (
     Prompt,
     prompt_texts,
     split_context,
+    torch_gpu_peak,
     truncate_at_stop,
 )
 from specbench.progress import tracked
@@ -167,14 +168,7 @@ class HFEngine(Engine):
         return [r for r in results if r is not None]
 
     def memory(self) -> dict[str, float]:
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                return {"gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20}
-        except Exception:
-            pass
-        return {}
+        return torch_gpu_peak()
 
     def close(self) -> None:
         import gc

@@ -48,6 +48,16 @@ def _image_rows(rows: list[dict[str, Any]], images: list[list[Any]]) -> list[dic
     return out[:SAMPLE_IMAGES]
 
 
+def _encoder_tags(plan: CellPlan, prepared: pipeline.Prepared) -> dict[str, str]:
+    """How an encoder answered (its own head, or a probe fitted on which split); nothing for generative models."""
+    if not plan.task.probe:
+        return {}
+    if plan.task.head:
+        return {"encoder.method": "head"}
+    return {"encoder.method": "probe", "probe.train": prepared.train_source,
+            "probe.train_items": str(len(prepared.train))}
+
+
 def _figures_from(engine: Engine, origin: str, run: tracking.RunHandle) -> dict[str, float]:
     """The figures of the run that generated every answer of this cell, marked as such on the
     run: the same metric keys as a measured cell, and ``--no-cache`` measures them afresh."""
@@ -125,7 +135,8 @@ def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str
             prepared = pipeline.prepare(plan.task, plan.samples, offline=plan.data.kind == "slice")
             loaded = prepared.loaded
             run.log_dataset(loaded.hf_dataset, plan.dataset.key, loaded.source, loaded.digest)
-            run.set_tags({"dataset_digest": loaded.digest, "data_offline": str(loaded.offline)})
+            run.set_tags({"dataset_digest": loaded.digest, "data_offline": str(loaded.offline),
+                          **_encoder_tags(plan, prepared)})
             with PeakRSS() as rss:
                 if engine is None:
                     engine = start_engine(plan, **(engine_options or {}))

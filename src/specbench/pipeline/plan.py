@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from specbench.data.errors import DataUnavailable
-from specbench.data.loading import DataSource, plan_source
+from specbench.data.loading import SLICES_DIR, DataSource, plan_source, split_slice_name
 from specbench.engines import GenParams, engine_info, planned_params
 from specbench.identity import digest
 from specbench.pipeline.task import Task, task_for
@@ -26,6 +26,7 @@ from specbench.weights import (
     ModelUnavailable,
     ResolvedModel,
     checkpoint_outdated,
+    derive_command,
     derived_manifest,
     locate,
 )
@@ -156,12 +157,16 @@ def plan_cell(reg: Registry, model_key: str | ModelConfig, dataset_key: str, *, 
                                   "(its registry entry has no `vision` section)")
         if not info.can("images"):
             raise CellUnavailable(f"{dataset.key} has images, which the {engine} engine cannot take")
+    if not model.can_generate and model.encoder is None:
+        raise CellUnavailable(f"{model.key} is encoder-only and declares no `encoder` section (how it answers "
+                              "classification and NER datasets)")
     try:
         task = task_for(dataset, instruct=model.instruct, seed=seed,
-                        images_per_prompt=model.vision.images_per_prompt if model.vision else 0)
+                        images_per_prompt=model.vision.images_per_prompt if model.vision else 0,
+                        encoder=None if model.can_generate else model.encoder)
     except ValueError as exc:
-        raise CellUnavailable(str(exc)) from None
-    needed = "loglikelihood" if task.loglik else "generate"
+        raise CellUnavailable(f"{model.key} on {dataset.key}: {exc}") from None
+    needed = "embeddings" if task.probe else "loglikelihood" if task.loglik else "generate"
     if not info.can(needed):
         raise CellUnavailable(f"{dataset.key} is answered by {needed}, which the {engine} engine cannot do")
     if weights is None and info.remote:
@@ -180,6 +185,12 @@ def plan_cell(reg: Registry, model_key: str | ModelConfig, dataset_key: str, *, 
         source = plan_source(dataset)
     except DataUnavailable as exc:
         raise CellUnavailable(str(exc)) from None
+    if task.probe and not task.head and source.kind == "slice":  # the probe's training split, offline too
+        train = split_slice_name(dataset, dataset.structure.train_split)
+        if not train or not (SLICES_DIR / train).is_file():
+            raise CellUnavailable(f"{model.key} on {dataset.key}: a probe is fitted on its "
+                                  f"'{dataset.structure.train_split}' split, which ships no offline slice and the "
+                                  f"hub cannot be used ({source.why})")
     partial = source.partial(dataset, samples)
     if partial and slice_policy == "fail":
         raise CellUnavailable(f"{partial}; refused (--slice-policy fail): give hub access, or --samples <= "
@@ -198,11 +209,10 @@ def plan_cell(reg: Registry, model_key: str | ModelConfig, dataset_key: str, *, 
 def stale_checkpoint(reg: Registry, model: ModelConfig) -> str | None:
     """Why a derived model's checkpoint no longer matches its recipe in conf/ (None if it does)."""
     manifest = derived_manifest(model) if model.recipe else None
-    why = manifest and checkpoint_outdated(manifest, reg.quantization(model.recipe).digest())
+    why = manifest and checkpoint_outdated(manifest, reg.recipe(model.recipe).digest())
     if not why:
         return None
-    return (f"{model.key}: its checkpoint was made with {why} ({model.recipe}); "
-            f"run `specbench quantize --model {model.parent}` again")
+    return f"{model.key}: its checkpoint was made with {why} ({model.recipe}); run `{derive_command(model)}` again"
 
 
 def tuned_preset_name(model_key: str) -> str:

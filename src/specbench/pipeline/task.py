@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from specbench import data, scoring
 from specbench.engines import Engine, GenParams
-from specbench.registry.schema import DatasetConfig
+from specbench.registry.schema import DatasetConfig, EncoderConfig, TaskType
 from specbench.types import ChoiceScores, Item, ScoreReport
 
 if TYPE_CHECKING:
@@ -38,22 +38,52 @@ class Task:
     loglik: bool  # choice log-likelihoods (multiple choice) instead of generation
     images_per_prompt: int = 0  # images the model takes per prompt (0: a text model)
     mc_fallback: bool = False  # multiple choice asked by letter and generated (``pipeline.fallback``)
+    # An encoder-only model: answered by a probe over its frozen embeddings, fitted on the dataset's
+    # structure.train_split, or by its own classification head (``pipeline.probe``); no generation.
+    encoder: EncoderConfig | None = None
+
+    @property
+    def probe(self) -> bool:
+        """Answered by an encoder (a probe or its head), not by generation or log-likelihoods."""
+        return self.encoder is not None
+
+    @property
+    def head(self) -> bool:
+        """Answered by the encoder checkpoint's own classification head (declared for this dataset)."""
+        return self.encoder is not None and self.encoder.head is not None \
+            and self.dataset.key in self.encoder.head.datasets
 
 
 def task_for(dataset: DatasetConfig, *, instruct: bool, seed: int = 0, max_new_tokens: int | None = None,
-             images_per_prompt: int = 0) -> Task:
+             images_per_prompt: int = 0, encoder: EncoderConfig | None = None) -> Task:
     """The task of a ready dataset for a model (``instruct``: it has a chat template to apply;
-    ``images_per_prompt``: how many images it takes, 0 for a text model).
+    ``images_per_prompt``: how many images it takes, 0 for a text model; ``encoder``: an encoder-only
+    model's section, which answers classification and NER datasets by probe or head).
 
     ``max_new_tokens`` caps the dataset's own limit (a sweep's short probe)."""
     prompt = dataset.prompt
     if prompt is None:
         raise ValueError(f"dataset '{dataset.key}' has no prompt section")
+    if encoder is not None:
+        return _encoder_task(dataset, encoder, seed)
     loglik = scoring.answer_capability(dataset) == "loglikelihood"
     limit = prompt.max_new_tokens if max_new_tokens is None else min(max_new_tokens, prompt.max_new_tokens)
     gen = GenParams(max_new_tokens=limit, stop=tuple(prompt.stop), seed=seed)
     return Task(dataset=dataset, gen=gen, chat=instruct and prompt.chat_layout != "none", loglik=loglik,
                 images_per_prompt=images_per_prompt)
+
+
+def _encoder_task(dataset: DatasetConfig, encoder: EncoderConfig, seed: int) -> Task:
+    st = dataset.structure
+    if st is None or dataset.task_type not in (TaskType.classification, TaskType.ner):
+        raise ValueError(f"encoder models answer classification and NER datasets; {dataset.key} is "
+                         f"{dataset.task_type.value}")
+    task = Task(dataset=dataset, gen=GenParams(max_new_tokens=1, seed=seed), chat=False, loglik=False,
+                encoder=encoder)
+    if not task.head and st.train_split is None:
+        raise ValueError(f"{dataset.key} declares no structure.train_split, so no probe can be fitted for an "
+                         "encoder (and the model's encoder.head does not answer it)")
+    return task
 
 
 @dataclass
@@ -65,6 +95,8 @@ class Prepared:
     prompts: list[data.Prompt]  # plain text, or chat messages when the task applies a chat template
     images: list[list[Any]] = field(default_factory=list)  # per item, its decoded images (empty: no images)
     failures: dict[int, str] = field(default_factory=dict)  # item index -> why it could not be asked
+    train: list[Item] = field(default_factory=list)  # a probe's training items (structure.train_split)
+    train_source: str = ""
 
     @property
     def items(self) -> list[Item]:
@@ -89,6 +121,10 @@ def prepare(task: Task, samples: int | None = None, offline: bool | None = None)
     prepared = Prepared(task, loaded, prompts)
     if any(item.images for item in loaded.items):
         _decode_images(prepared)
+    if task.probe and not task.head:  # the probe's training split, from the same kind of source
+        st = task.dataset.structure
+        prepared.train, prepared.train_source = data.load_split_items(task.dataset, st.train_split, st.max_train,
+                                                                      offline=loaded.offline)
     return prepared
 
 
@@ -111,6 +147,10 @@ def _decode_images(p: Prepared) -> None:
 def answer_prepared(p: Prepared, engine: Engine) -> Answered:
     """The prepared items answered in one engine call, with their images; an item that failed
     to prepare is not sent and gets an empty answer (scored wrong, its reason in the table)."""
+    if p.task.probe:
+        from specbench.pipeline.probe import answer_encoder
+
+        return answer_encoder(p, engine)
     if not p.images:
         return answer(p.task, engine, p.items, p.prompts)
     ok = [i for i in range(len(p.items)) if i not in p.failures]
@@ -200,5 +240,6 @@ def sample_rows(items: list[Item], prompts: list[data.Prompt], outputs: list[Any
         if i in failures:
             extra["error"] = failures[i]
         rows.append({"id": item.id, "prompt": data.prompt_text(prompt), "output": text, "extracted": s.extracted,
-                     "reference": item.reference, **{f"score.{k}": v for k, v in s.scores.items()}, **extra})
+                     "reference": item.reference, **{f"score.{k}": v for k, v in s.scores.items()},
+                     **{f"{scoring.COUNTS_PREFIX}{k}": v for k, v in s.counts.items()}, **extra})
     return rows

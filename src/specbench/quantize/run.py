@@ -8,12 +8,10 @@ parent revision, current quantizer) is reused: the run then records it with ``re
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,11 +32,14 @@ from specbench.weights import (
     PACKED_DIR,
     QUANTIZED_MANIFEST,
     QUANTIZER_REVISION,
+    DerivedResult,
     ModelUnavailable,
+    checkpoint_digest,
     checkpoint_outdated,
     derived_dir,
     derived_manifest,
     gpu_count,
+    install_derived,
     resolve,
 )
 
@@ -51,17 +52,7 @@ METRICS = ("quantize_s", "unpack_s", "size_before_mb", "size_before_fp16_mb", "s
            "size_ratio", "size_ratio_fp16", "peak_rss_mb", "layers_quantized")
 
 
-@dataclass
-class QuantizeResult:
-    key: str
-    parent: str
-    recipe: str
-    path: Path
-    manifest: dict[str, Any]
-    run_id: str | None = None
-    reused: bool = False  # an up-to-date checkpoint was already there
-    wrote_entry: Path | None = None  # conf/models/<key>.yaml written by this call
-    notes: list[str] = field(default_factory=list)
+QuantizeResult = DerivedResult  # what quantize (and finetune) return: one shape for derived models
 
 
 def quantize(reg: Registry, model_key: str, *, recipe: str | None = None, force: bool = False,
@@ -106,12 +97,7 @@ def quantize(reg: Registry, model_key: str, *, recipe: str | None = None, force:
             with progress(f"quantize {target.key}: loading", len(STEPS)) as step:
                 manifest = _quantize_into(reg, target, parent_w.path, parent_w.revision, tmp, run, step)
             _record(run, manifest, reused=False)
-        # Only a recorded quantization replaces the checkpoint (manifest included, in one rename).
-        if final.exists():
-            trash = final.with_name(f".{final.name}.old{os.getpid()}")
-            final.rename(trash)
-            shutil.rmtree(trash, ignore_errors=True)
-        tmp.rename(final)
+        install_derived(tmp, final)  # only a recorded quantization replaces the checkpoint
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result = QuantizeResult(target.key, target.parent.key, target.spec.key, final, manifest, run.run_id)
@@ -208,7 +194,7 @@ def _quantize_into(reg: Registry, target: Target, parent_path: str, parent_revis
     manifest = {
         "model": target.key, "parent": target.parent.key, "parent_revision": parent_revision,
         "recipe": _plain(spec), "recipe_digest": spec.digest(), "quantizer_revision": QUANTIZER_REVISION,
-        "digest": _packed_digest(packed),
+        "digest": checkpoint_digest(packed),
         "calibration": {"digest": cal.digest, "source": cal.source, "source_digest": cal.source_digest,
                         "texts": cal.texts, "blocks": len(cal.blocks)},
         "quantize_s": round(quantize_s, 1), "unpack_s": round(unpack_s, 1), "peak_rss_mb": rss.peak_mb,
@@ -221,16 +207,6 @@ def _quantize_into(reg: Registry, target: Target, parent_path: str, parent_revis
     (tmp / QUANTIZED_MANIFEST).write_text(json.dumps(manifest, indent=2))
     step(1)
     return manifest
-
-
-def _packed_digest(packed: Path) -> str:
-    """sha256 of the packed weight files' bytes: the checkpoint's identity (model.revision awq:<it>)."""
-    h = hashlib.sha256()
-    for f in sorted(packed.glob("*.safetensors")):
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda fh=fh: fh.read(1 << 22), b""):
-                h.update(chunk)
-    return h.hexdigest()[:16]
 
 
 def write_entry(reg: Registry, target: Target, size_gb: float) -> Path:

@@ -39,7 +39,7 @@ def pick_target(reg: Registry, model_key: str, recipe: str | None = None) -> Tar
         derived, parent = model, reg.model(model.parent or "")
     else:
         parent = model
-        kids = [m for m in reg.models.values() if m.parent == model.key and m.recipe is not None]
+        kids = [m for m in reg.models.values() if m.parent == model.key and m.recipe in reg.quantizations]
         if recipe is not None and len(kids) > 1:
             kids = [k for k in kids if k.recipe == recipe] or kids
         if len(kids) > 1:
@@ -68,6 +68,8 @@ def cannot_quantize(parent: ModelConfig, gpus: int | None = None) -> str | None:
     reason = runnable_reason(parent, gpus)
     if reason:
         return reason
+    if not parent.can_generate:
+        return f"{parent.key} is encoder-only: AWQ quantizes causal language models"
     if gpus == 0 and parent.parameters_b > CPU_MAX_PARAMETERS_B:
         return (f"{parent.key}: quantizing {parent.parameters_b:g}B parameters with AutoAWQ on a CPU would take "
                 f"hours (limit here {CPU_MAX_PARAMETERS_B:g}B); run it on a GPU machine")

@@ -19,14 +19,13 @@ from typing import Any, TypeVar
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from specbench.builders import BUILDERS  # a leaf module: names only, its torch imports are lazy
 from specbench.registry.aliases import check_and_resolve, dataset_aliases
 from specbench.registry.schema import (
     CategoryConfig,
     ConfigError,
     DatasetConfig,
+    FinetuneSpec,
     FrameworkConfig,
-    Modality,
     ModelConfig,
     PresetConfig,
     QuantizationSpec,
@@ -208,6 +207,7 @@ class Registry:
     presets: dict[str, PresetConfig]
     quantizations: dict[str, QuantizationSpec] = field(default_factory=dict)  # conf/quantization/
     framework: FrameworkConfig | None = None  # conf/framework.yaml: the cross-category matrix
+    finetunes: dict[str, FinetuneSpec] = field(default_factory=dict)  # conf/finetune/
 
     # -- lookups that fail with suggestions -------------------------------------------
     def model(self, name: str) -> ModelConfig:
@@ -219,6 +219,15 @@ class Registry:
 
     def quantization(self, name: str) -> QuantizationSpec:
         return self._get(self.quantizations, name, "quantization recipe")
+
+    def finetune(self, name: str) -> FinetuneSpec:
+        return self._get(self.finetunes, name, "fine-tune recipe")
+
+    def recipe(self, name: str) -> QuantizationSpec | FinetuneSpec:
+        """A derived model's recipe, AWQ or fine-tune (their names never collide: a registry check)."""
+        if name in self.finetunes:
+            return self.finetunes[name]
+        return self._get(self.quantizations, name, "recipe")
 
     def category(self, name: str) -> CategoryConfig:
         for cat in self.categories.values():
@@ -273,78 +282,12 @@ def _load_presets(root: Path) -> dict[str, PresetConfig]:
     return presets
 
 
-def _check_refs(reg: Registry) -> None:
-    """Dangling references: every name a file mentions must exist."""
-    d = reg.root
-    for m in reg.models.values():
-        f = d / "models" / f"{m.key}.yaml"
-        if m.category not in reg.categories and not any(
-                m.category in c.aliases for c in reg.categories.values()):
-            raise RegistryError(f"unknown category '{m.category}'; {suggest(m.category, reg.categories)}",
-                                f, "category")
-        if m.preset not in reg.presets:
-            raise RegistryError(f"unknown preset '{m.preset}'; {suggest(m.preset, reg.presets)}", f, "preset")
-        if m.parent is not None and m.parent not in reg.models:
-            raise RegistryError(f"unknown parent model '{m.parent}'; {suggest(m.parent, reg.models)}", f, "parent")
-        if m.recipe is not None and m.recipe not in reg.quantizations:
-            raise RegistryError(f"unknown quantization recipe '{m.recipe}'; {suggest(m.recipe, reg.quantizations)}",
-                                f, "recipe")
-        if m.offline is not None and m.offline.build is not None and m.offline.build not in BUILDERS:
-            raise RegistryError(f"unknown builder '{m.offline.build}'; {suggest(m.offline.build, BUILDERS)}",
-                                f, "offline.build")
-        if m.vision is not None and m.modality != Modality.vision:  # how a VLM's engine takes images
-            raise RegistryError(f"a vision section needs modality: vision, not {m.modality.value}", f, "vision")
-    for q in reg.quantizations.values():
-        f = d / "quantization" / f"{q.key}.yaml"
-        cal = q.calibration
-        if cal.dataset not in reg.datasets:
-            raise RegistryError(f"unknown dataset '{cal.dataset}'; {suggest(cal.dataset, reg.datasets)}",
-                                f, "calibration.dataset")
-        if cal.split == reg.datasets[cal.dataset].split:
-            raise RegistryError(f"'{cal.split}' is {cal.dataset}'s evaluation split; calibrate on another "
-                                "(e.g. train) so that no evaluated item shapes the weights", f, "calibration.split")
-    for c in reg.categories.values():
-        f = d / "categories" / f"{c.key}.yaml"
-        for field_name, names, table in (
-            ("models", c.models, reg.models),
-            ("baselines", c.baselines, reg.models),
-            ("datasets.primary", c.datasets.primary, reg.datasets),
-            ("datasets.secondary", c.datasets.secondary, reg.datasets),
-        ):
-            for i, name in enumerate(names):
-                if name not in table:
-                    what = "model" if table is reg.models else "dataset"
-                    raise RegistryError(f"unknown {what} '{name}'; {suggest(name, table)}",
-                                        f, f"{field_name}[{i}]")
-    for ds in reg.datasets.values():
-        if ds.status == Status.ready and ds.prompt is None:  # pragma: no cover - schema checks it
-            raise RegistryError("ready dataset without prompt", d / "datasets" / f"{ds.key}.yaml")
-
-
 def load_framework(root: Path) -> FrameworkConfig | None:
     """conf/framework.yaml (the specialization framework's cross-category matrix), if present."""
     path = root / "framework.yaml"
     if not path.is_file():
         return None
     return load_object(OmegaConf.to_container(OmegaConf.load(path), resolve=True), FrameworkConfig, path)
-
-
-def _check_framework(reg: Registry) -> None:
-    if reg.framework is None:
-        return
-    f = reg.root / "framework.yaml"
-    for key, task in reg.framework.tasks.items():
-        if task.category not in reg.categories:
-            raise RegistryError(f"unknown category '{task.category}'; {suggest(task.category, reg.categories)}",
-                                f, f"tasks.{key}.category")
-        for role, model in task.models.items():
-            if model not in reg.models:
-                raise RegistryError(f"unknown model '{model}'; {suggest(model, reg.models)}", f,
-                                    f"tasks.{key}.models.{role}")
-        for i, name in enumerate(task.datasets):
-            if name not in reg.datasets:
-                raise RegistryError(f"unknown dataset '{name}'; {suggest(name, reg.datasets)}", f,
-                                    f"tasks.{key}.datasets[{i}]")
 
 
 def check_scorers(reg: Registry, metrics: dict[str, list[str]]) -> None:
@@ -375,10 +318,14 @@ def load_registry(root: Path | str | None = None) -> Registry:
         presets=_load_presets(root),
         quantizations=_load_dir(root / "quantization", QuantizationSpec) if (root / "quantization").is_dir() else {},
     )
+    if (root / "finetune").is_dir():
+        reg.finetunes = _load_dir(root / "finetune", FinetuneSpec)
+    from specbench.registry.checks import check_framework, check_refs  # it imports this module
+
     check_and_resolve(reg)  # dataset aliases: checked, and category files' aliases made keys
-    _check_refs(reg)
+    check_refs(reg)
     reg.framework = load_framework(root)
-    _check_framework(reg)
+    check_framework(reg)
     return reg
 
 

@@ -9,36 +9,20 @@ when ``OmegaConf.to_object`` builds the dataclass (see ``registry.load_file``).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from specbench.registry.schema_base import ConfigError, _check, to_plain
+from specbench.registry.schema_finetune import FinetuneSpec, LoraSpec, TrainingData
+from specbench.registry.schema_structure import EncoderConfig, EncoderHead, StructureConfig
 
-class ConfigError(ValueError):
-    """A registry value that is well-typed but not valid; ``key`` names the field."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
-        self.message = message
-
-
-def to_plain(obj: Any) -> Any:
-    """A config dataclass as JSON-able values (enums by value), for logging and --format json."""
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return {k: to_plain(v) for k, v in asdict(obj).items()}
-    if isinstance(obj, Enum):
-        return obj.value
-    if isinstance(obj, dict):
-        return {k: to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_plain(v) for v in obj]
-    return obj
-
-
-def _check(cond: bool, key: str, message: str) -> None:
-    if not cond:
-        raise ConfigError(key, message)
+__all__ = ["Architecture", "AWQVersion", "CalibrationConfig", "CategoryConfig", "CategoryDatasets", "ConfigError",
+           "DatasetConfig", "DType", "EncoderConfig", "EncoderHead", "FinetuneSpec", "FrameworkConfig", "FrameworkTask",
+           "LoraSpec", "Modality",
+           "ModelConfig", "OfflineSource", "PresetConfig", "Prices", "Priority", "PromptConfig", "Quantization",
+           "QuantizationSpec", "Status", "StructureConfig", "TaskType", "TrainingData", "VisionConfig", "_check",
+           "to_plain"]
 
 
 class Modality(str, Enum):
@@ -82,6 +66,9 @@ class TaskType(str, Enum):
     open_qa = "open_qa"
     judged = "judged"
     multimodal = "multimodal"
+    classification = "classification"  # one label per item (a `structure:` section declares the set)
+    ner = "ner"  # sequence labelling: entity spans over the item's tokens (BIO tags, CoNLL)
+    summarization = "summarization"
 
 
 class Status(str, Enum):
@@ -168,11 +155,15 @@ class ModelConfig:
     # {rope_scaling: {rope_type: yarn, factor: 4.0, original_max_position_embeddings: 32768}}.
     hf_overrides: dict[str, Any] = field(default_factory=dict)
     parent: str | None = None  # derived models (e.g. AWQ) name their source model
-    # conf/quantization/<recipe>.yaml: `specbench quantize` makes this model from its parent,
-    # and the file inherits every fact it does not state from the parent's file.
+    # conf/quantization/<recipe>.yaml (`specbench quantize`) or conf/finetune/<recipe>.yaml
+    # (`specbench finetune`) makes this model from its parent, and the file inherits every fact
+    # it does not state from the parent's file.
     recipe: str | None = None
     offline: OfflineSource | None = None
     vision: VisionConfig | None = None  # image inputs (modality: vision models that generate)
+    # encoder-only models: pooling, overflow and probe settings, or the checkpoint's own head
+    # (they answer classification and NER datasets only; see registry.schema_structure)
+    encoder: EncoderConfig | None = None
     # Parts of the weights that are randomly initialised (a test model): every run made with the
     # model is tagged with this, so no one reads its scores as a model's.
     random_weights: str | None = None
@@ -229,10 +220,8 @@ class ModelConfig:
             )
         _check(self.api_only or bool(self.hf_id), "hf_id",
                "a Hugging Face repo id is required unless api_only is true")
-        if self.recipe is not None:
-            _check(self.parent is not None, "parent", "a model made by a quantization recipe needs its parent")
-            _check(self.quantization in (Quantization.awq, Quantization.awq_marlin), "quantization",
-                   f"a model made by an AWQ recipe runs as awq or awq_marlin, not {self.quantization.value}")
+        if self.recipe is not None:  # its kind (AWQ or fine-tune) is checked by the loader, which knows both
+            _check(self.parent is not None, "parent", "a model made by a recipe needs its parent")
         if self.active_parameters_b is not None:
             _check(0 < self.active_parameters_b <= (self.parameters_b or float("inf")), "active_parameters_b",
                    "must be > 0 and <= parameters_b")
@@ -304,6 +293,8 @@ class DatasetConfig:
     # the lm-evaluation-harness task (or group) this dataset mirrors: the name of the lm-eval
     # results / samples files a cell writes (pipeline.lmeval_io); None: no lm-eval counterpart
     lm_eval_task: str | None = None
+    # classification / ner datasets: the label set and what an encoder probe trains on and reads
+    structure: StructureConfig | None = None
     tags: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)  # other names the seeds use; they resolve to key
     notes: str = ""
@@ -315,6 +306,12 @@ class DatasetConfig:
                "a planned dataset must say why it is not ready")
         _check(self.status == Status.planned or self.prompt is not None, "prompt",
                "a ready dataset needs a prompt section")
+        if self.task_type in (TaskType.classification, TaskType.ner) and self.status == Status.ready:
+            _check(self.structure is not None, "structure",
+                   f"a {self.task_type.value} dataset declares its labels in a structure section")
+        if self.structure is not None and self.structure.train_split is not None:
+            _check(self.structure.train_split != self.split, "structure.train_split",
+                   f"a probe cannot train on the evaluated split '{self.split}' (train/test contamination)")
 
 
 @dataclass

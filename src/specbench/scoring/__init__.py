@@ -6,28 +6,38 @@ package is imported on first use, and so is any module named by a ``specbench.sc
 point, so adding a scorer is one new module.  ``score(dataset, items, outputs)`` runs every
 scorer named in ``dataset.scorers``; :func:`answer_capability` says whether a dataset is
 answered by generation or by choice log-likelihoods.
+
+A metric is the mean of its per-item values, with lm-eval's ``mean_stderr``; a scorer's corpus
+metrics (``@scorer(..., corpus=Corpus(...))``: F1 over all items) are computed from all items at
+once, with a seeded bootstrap stderr over items (:func:`corpus_metrics`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats
 
 from specbench.registry.schema import DatasetConfig
-from specbench.scoring.registry import METRICS, NEEDS, SCORERS, ScorerInfo, scorer
+from specbench.scoring.registry import METRICS, NEEDS, SCORERS, Corpus, ScorerInfo, scorer
 from specbench.types import ChoiceScores, Item, SampleScore, ScoreReport
 
 if TYPE_CHECKING:
     from specbench.sandbox import Limits
 
-__all__ = ["METRICS", "NEEDS", "SCORERS", "ScorerInfo", "answer_capability", "estimate_pass_at_k", "extract_code",
-           "load_scorers", "mean_stderr", "score", "scorer"]
+__all__ = [
+    "COUNTS_PREFIX", "METRICS", "NEEDS", "SCORERS", "Corpus", "ScorerInfo", "answer_capability",
+    "bootstrap_stderr", "corpus_metrics", "estimate_pass_at_k", "extract_code", "load_scorers", "mean_stderr",
+    "score", "scorer"
+]
 
 Outputs = Sequence[Sequence[str]] | Sequence[ChoiceScores]
+BOOTSTRAP_RESAMPLES = 1000  # resamples of a corpus metric's stderr: the stderr's own error is ~2% at 1000
+BOOTSTRAP_SEED = 20240601  # fixed: the same items and outputs always give the same stderr
+COUNTS_PREFIX = "counts."  # per-sample table column of an item's corpus statistics: counts.<scorer>
 
 
 def load_scorers() -> dict[str, ScorerInfo]:
@@ -63,6 +73,50 @@ def mean_stderr(values: Sequence[float]) -> float:
     return float(stats.sem(arr, ddof=1))
 
 
+def bootstrap_stderr(counts: np.ndarray, reduce: Callable[[np.ndarray], dict[str, np.ndarray]], *,
+                     resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> dict[str, float]:
+    """Bootstrap standard error over items of metrics computed from summed per-item statistics.
+
+    Each resample draws n items with replacement: its multinomial counts (how often each item was
+    drawn) times ``counts`` (items x k) are the resample's summed statistics, which ``reduce`` turns
+    into metrics; the stderr is their standard deviation (ddof=1) over the resamples.  NaN for
+    fewer than two items, as ``mean_stderr``.
+    """
+    counts = np.asarray(counts, dtype=float)
+    n = counts.shape[0]
+    if n < 2:
+        return {m: math.nan for m in reduce(counts.sum(axis=0))}
+    rng = np.random.default_rng(seed)
+    chunk = max(1, 2_000_000 // n)  # resamples per matrix product: bounded memory for large corpora
+    values: dict[str, list[np.ndarray]] = {}
+    for start in range(0, resamples, chunk):
+        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=min(chunk, resamples - start))
+        for m, v in reduce(weights @ counts).items():
+            values.setdefault(m, []).append(np.asarray(v, dtype=float))
+    return {m: float(np.std(np.concatenate(v), ddof=1)) for m, v in values.items()}
+
+
+def corpus_metrics(info: ScorerInfo, items: list[Item], details: list[dict[str, Any]],
+                   dataset_key: str = "?") -> dict[str, float]:
+    """A scorer's corpus metrics over all items, each with its bootstrap ``<metric>_stderr``."""
+    corpus = info.corpus
+    if corpus is None:
+        return {}
+    point = corpus.value(items, details)
+    counts = np.asarray(corpus.counts(items, details), dtype=float)
+    reduced = corpus.reduce(counts.sum(axis=0))
+    if set(point) != set(corpus.metrics) or any(not math.isclose(point[m], float(reduced[m]), abs_tol=1e-9)
+                                                  for m in corpus.metrics):
+        raise ValueError(f"dataset '{dataset_key}': scorer '{info.name}': corpus metrics {point} disagree with "
+                         f"their bootstrap statistics {({m: float(v) for m, v in reduced.items()})}")
+    stderr = bootstrap_stderr(counts, corpus.reduce)
+    out: dict[str, float] = {}
+    for m in corpus.metrics:
+        out[m] = float(point[m])
+        out[f"{m}_stderr"] = stderr[m]
+    return out
+
+
 def score(dataset: DatasetConfig, items: list[Item], outputs: Outputs,
           limits: Limits | None = None) -> ScoreReport:
     """Run every scorer of ``dataset.scorers`` over ``items`` and their ``outputs``.
@@ -86,11 +140,22 @@ def score(dataset: DatasetConfig, items: list[Item], outputs: Outputs,
     per_item: list[dict[str, float]] = [{} for _ in items]
     extracted: list[dict[str, str]] = [{} for _ in items]
     details: list[dict[str, Any]] = [{} for _ in items]
+    corpus: dict[str, float] = {}
+    counts: list[dict[str, list[float]]] = [{} for _ in items]
     for info in infos:
+        own: list[dict[str, Any]] = []  # this scorer's details, which its corpus metrics read
         for i, (ext, scores, detail) in enumerate(info(items, list(outputs), limits, dataset_key=dataset.key)):
+            if clash := set(scores) & set(info.corpus_metrics):
+                raise ValueError(f"dataset '{dataset.key}': scorer '{info.name}' gives item {items[i].id} a per-item "
+                                 f"score for its corpus metric(s) {', '.join(sorted(clash))}")
             per_item[i].update(scores)
             extracted[i][info.name] = ext
             details[i].update(detail)
+            own.append(detail)
+        corpus.update(corpus_metrics(info, items, own, dataset.key))
+        if info.corpus is not None:
+            for i, row in enumerate(np.asarray(info.corpus.counts(items, own), dtype=float)):
+                counts[i][info.name] = row.tolist()
 
     # A metric is the mean over the items that have it: a scorer may report a metric for part of
     # the items only (chartqa's human and augmented splits, each reported apart and together).
@@ -99,12 +164,14 @@ def score(dataset: DatasetConfig, items: list[Item], outputs: Outputs,
         values = np.array([s[m] for s in per_item if m in s], dtype=float)
         metrics[m] = float(values.mean())
         metrics[f"{m}_stderr"] = mean_stderr(values)
+    metrics.update(corpus)
 
     samples = []
-    for it, sc, ext, det in zip(items, per_item, extracted, details, strict=True):
+    for it, sc, ext, det, cnt in zip(items, per_item, extracted, details, counts, strict=True):
         if len(ext) > 1:  # several scorers extract differently (gsm8k strict + flexible)
             det = {**det, "extracted": dict(ext)}
-        samples.append(SampleScore(id=it.id, extracted=next(iter(ext.values())), scores=sc, detail=det))
+        samples.append(SampleScore(id=it.id, extracted=next(iter(ext.values())), scores=sc, detail=det,
+                                   counts=cnt))
     return ScoreReport(metrics=metrics, samples=samples)
 
 

@@ -11,15 +11,23 @@ lm-evaluation-harness reports it (metric, filter: its ``"exact_match,strict-matc
 the lm-eval files a cell writes (``pipeline.lmeval_io``); a scorer serving several lm-eval tasks
 under different names maps a metric to ``{lm-eval task: (metric, filter)}`` instead.  Metrics
 left out are specbench's own and have no lm-eval counterpart.
+
+``corpus=Corpus(...)`` declares metrics that are not means over items (F1 over a corpus,
+seqeval's entity F1): computed once from all items, with a bootstrap stderr over items
+(``scoring.corpus_metrics``).  Their names never appear among a scorer's per-item scores, so the
+per-sample table has no ``score.<metric>`` column for them and comparisons use the logged stderr.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from specbench.types import ChoiceScores, Item
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # What a scorer reads -> what the engine must do for it.
 #   text: the first generated text of an item; texts: all n generated texts of each item, scored
@@ -30,6 +38,25 @@ LmEvalName = tuple[str, str]  # (lm-eval metric, lm-eval filter)
 
 
 @dataclass(frozen=True)
+class Corpus:
+    """Metrics computed from all items at once, and how to resample them cheaply.
+
+    ``value(items, details)`` -> ``{metric: value}``: the point estimate, by the reference library
+    (scikit-learn, seqeval) over every item; ``details`` are the scorer's own per-item details.
+    ``counts(items, details)`` -> array (items, k): additive per-item statistics (true positives,
+    false positives, ... per class), and ``reduce(sums)`` -> ``{metric: array}``: the metrics from
+    summed statistics of shape (..., k), vectorised over the leading axes.  A bootstrap resample is
+    then one matrix product instead of a re-run of the library; ``scoring.score`` checks that
+    ``reduce`` of all items equals ``value``, so the two cannot drift apart.
+    """
+
+    metrics: tuple[str, ...]
+    value: Callable[[list[Item], list[dict[str, Any]]], dict[str, float]]
+    counts: Callable[[list[Item], list[dict[str, Any]]], np.ndarray]
+    reduce: Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
 class ScorerInfo:
     name: str
     fn: Callable[..., Any]  # per item: (item, output) -> (extracted, scores, detail); batch: (items, outputs, limits)
@@ -37,6 +64,11 @@ class ScorerInfo:
     needs: str
     batch: bool
     lm_eval: dict[str, LmEvalName | dict[str, LmEvalName]] = field(default_factory=dict)
+    corpus: Corpus | None = None  # metrics computed from all items at once (see Corpus)
+
+    @property
+    def corpus_metrics(self) -> tuple[str, ...]:
+        return self.corpus.metrics if self.corpus else ()
 
     def lm_eval_name(self, metric: str, task: str) -> LmEvalName | None:
         """lm-eval's (metric, filter) for ``metric`` in lm-eval task ``task``; None: not an lm-eval metric."""
@@ -75,7 +107,7 @@ METRICS: dict[str, list[str]] = {}  # scorer -> metric names; filled by @scorer 
 
 
 def scorer(name: str | None = None, *, metrics: list[str] | tuple[str, ...], needs: str = "text", batch: bool = False,
-           lm_eval: dict[str, LmEvalName | dict[str, LmEvalName]] | None = None,
+           lm_eval: dict[str, LmEvalName | dict[str, LmEvalName]] | None = None, corpus: Corpus | None = None,
            ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated function as a scorer (see the module docstring)."""
     if needs not in NEEDS:
@@ -84,13 +116,16 @@ def scorer(name: str | None = None, *, metrics: list[str] | tuple[str, ...], nee
         raise ValueError(f"scorer {name!r}: declare the metrics it produces")
     if unknown := set(lm_eval or {}) - set(metrics):
         raise ValueError(f"scorer {name!r}: lm_eval names metrics it does not produce: {', '.join(sorted(unknown))}")
+    if corpus is not None and (unknown := set(corpus.metrics) - set(metrics)):
+        raise ValueError(f"scorer {name!r}: corpus metrics not among its metrics: {', '.join(sorted(unknown))}")
 
     def add(fn: Callable[..., Any]) -> Callable[..., Any]:
         key = name or fn.__name__
         old = SCORERS.get(key)
         if old is not None and old.fn.__qualname__ != fn.__qualname__:
             raise ValueError(f"scorer '{key}' is registered twice ({old.fn.__module__} and {fn.__module__})")
-        SCORERS[key] = ScorerInfo(key, fn, tuple(metrics), needs, batch or needs == "texts", dict(lm_eval or {}))
+        SCORERS[key] = ScorerInfo(key, fn, tuple(metrics), needs, batch or needs == "texts", dict(lm_eval or {}),
+                                  corpus)
         METRICS[key] = list(metrics)
         return fn
 

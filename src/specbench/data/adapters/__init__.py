@@ -30,6 +30,10 @@ class Adapter:
     group: str | None = None  # record field that item ids are numbered within
     partial: bool = False  # choices are contexts, the continuation is fixed (winogrande)
     hub_configs: tuple[str, ...] = ()  # concatenated when the YAML's hub_config is null
+    # A corpus the hub holds as one split that this dataset cuts into its own (no official split):
+    # every split is read from ``hub_split`` and keeps the records ``split_filter(record, split)`` accepts.
+    hub_split: str | None = None
+    split_filter: Callable[[Mapping[str, Any], str], bool] | None = None
 
 
 ADAPTERS: dict[str, Adapter] = {}
@@ -41,8 +45,9 @@ def register_adapter(adapter: Adapter) -> Adapter:
     return adapter
 
 
-def adapter(name: str, *, group: str | None = None, partial: bool = False,
-            hub_configs: Iterable[str] = ()) -> Callable[[Normalizer], Normalizer]:
+def adapter(name: str, *, group: str | None = None, partial: bool = False, hub_configs: Iterable[str] = (),
+            hub_split: str | None = None, split_filter: Callable[[Mapping[str, Any], str], bool] | None = None,
+            ) -> Callable[[Normalizer], Normalizer]:
     """Decorator registering a normalize function ``(record, index, split) -> Item`` as adapter ``name``.
 
     The function is returned unchanged.  A second, different function under a name already
@@ -54,7 +59,8 @@ def adapter(name: str, *, group: str | None = None, partial: bool = False,
         old = ADAPTERS.get(name)
         if old is not None and _where(old.normalize) != _where(fn):  # same function again: a module reload
             raise ValueError(f"adapter '{name}' is registered twice: {_where(old.normalize)} and {_where(fn)}")
-        register_adapter(Adapter(name, fn, group=group, partial=partial, hub_configs=tuple(hub_configs)))
+        register_adapter(Adapter(name, fn, group=group, partial=partial, hub_configs=tuple(hub_configs),
+                                 hub_split=hub_split, split_filter=split_filter))
         return fn
 
     return register
