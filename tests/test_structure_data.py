@@ -83,10 +83,10 @@ def test_slices_load_offline_and_items_follow_the_conventions(loaded):
         assert render(d.prompt.target, ex.doc) == ex.reference
 
 
-def test_ner_references_round_trip_through_their_spans(loaded):
-    key, d, got, train = loaded
-    if d.task_type != TaskType.ner:
-        pytest.skip("classification")
+@pytest.mark.parametrize("key", NER)
+def test_ner_references_round_trip_through_their_spans(key):
+    d, got, train = _load(key)
+    assert d.task_type == TaskType.ner
     for it in got.items + train:
         lines = it.reference.split("\n")
         if lines == [NO_ENTITIES]:

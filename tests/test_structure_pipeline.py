@@ -111,3 +111,17 @@ def test_corpus_metrics_get_intervals_and_paired_tests_from_per_item_statistics(
     same = stats.paired_corpus(a, a, reduce, "f1_macro")
     assert same.delta == 0 and same.p_value == 1.0
     assert stats.paired_corpus(a, b, reduce, "f1_macro") == res  # seeded: the same table twice
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("identity_hate: hate_speech", "identity_hate: hateful", "'hateful' is not a label of toxicity_detection"),
+    ("datasets: [toxicity_detection]", "datasets: [scierc_ner]", "'scierc_ner' is not a classification dataset"),
+])
+def test_a_head_mapped_onto_wrong_labels_or_datasets_is_one_cli_line(conf_copy, capsys, old, new, message):
+    from specbench import cli
+
+    path = conf_copy / "models" / "safety_bert.yaml"
+    path.write_text(path.read_text().replace(old, new))
+    assert cli.main(["--conf", str(conf_copy), "validate"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "safety_bert.yaml" in err and len(err.splitlines()) == 1
