@@ -97,13 +97,14 @@ def bootstrap_stderr(counts: np.ndarray, reduce: Callable[[np.ndarray], dict[str
 
 
 def corpus_metrics(info: ScorerInfo, items: list[Item], details: list[dict[str, Any]],
-                   dataset_key: str = "?") -> dict[str, float]:
-    """A scorer's corpus metrics over all items, each with its bootstrap ``<metric>_stderr``."""
+                   dataset_key: str = "?", counts: np.ndarray | None = None) -> dict[str, float]:
+    """A scorer's corpus metrics over all items, each with its bootstrap ``<metric>_stderr``
+    (``counts``: the items' statistics, when the caller has them already)."""
     corpus = info.corpus
     if corpus is None:
         return {}
     point = corpus.value(items, details)
-    counts = np.asarray(corpus.counts(items, details), dtype=float)
+    counts = np.asarray(corpus.counts(items, details) if counts is None else counts, dtype=float)
     reduced = corpus.reduce(counts.sum(axis=0))
     if set(point) != set(corpus.metrics) or any(not math.isclose(point[m], float(reduced[m]), abs_tol=1e-9)
                                                   for m in corpus.metrics):
@@ -152,9 +153,10 @@ def score(dataset: DatasetConfig, items: list[Item], outputs: Outputs,
             extracted[i][info.name] = ext
             details[i].update(detail)
             own.append(detail)
-        corpus.update(corpus_metrics(info, items, own, dataset.key))
-        if info.corpus is not None:
-            for i, row in enumerate(np.asarray(info.corpus.counts(items, own), dtype=float)):
+        if info.corpus is not None:  # each item's statistics: for the metrics here and the analysis later
+            stats_ = np.asarray(info.corpus.counts(items, own), dtype=float)
+            corpus.update(corpus_metrics(info, items, own, dataset.key, stats_))
+            for i, row in enumerate(stats_):
                 counts[i][info.name] = row.tolist()
 
     # A metric is the mean over the items that have it: a scorer may report a metric for part of
