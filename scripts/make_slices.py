@@ -248,7 +248,7 @@ SPECS: list[SliceSpec] = [
     SliceSpec("mt_bench.train.jsonl", "mt_bench", ("mt_bench/question.jsonl",),
               _first("mt_bench/question.jsonl", None), "all 80 questions",
               "github lm-sys/FastChat fastchat/llm_judge/data/mt_bench/question.jsonl", "589532d",
-              "Apache-2.0", "HuggingFaceH4/mt_bench_prompts train"),
+              "Apache-2.0", "lighteval/mt-bench train"),
     SliceSpec("chartqa.test.jsonl", "chartqa",
               ("chartqa/test/test_human.json", "chartqa/test/test_augmented.json", "chartqa/test/png"),
               _chartqa(12),
@@ -273,17 +273,50 @@ SPECS: list[SliceSpec] = [
 IMAGE_SUMS = "images/SHA256SUMS"  # every shipped image's sha256, relative to the slices folder
 
 
-def _structure_specs() -> list[SliceSpec]:
-    """The structure datasets' slices, in scripts/structure_slices.py (loaded by path: scripts/ is no package)."""
+def _specs_from(script: str) -> list[SliceSpec]:
+    """The slices a sibling script declares (``<name>_slices.py`` -> ``<name>_specs(SliceSpec)``), loaded by
+    path: scripts/ is no package."""
     import importlib.util
 
-    found = importlib.util.spec_from_file_location("structure_slices", Path(__file__).with_name("structure_slices.py"))
+    name = script.removesuffix(".py")
+    found = importlib.util.spec_from_file_location(name, Path(__file__).with_name(script))
     module = importlib.util.module_from_spec(found)
     found.loader.exec_module(module)
-    return module.structure_specs(SliceSpec)
+    return getattr(module, name.replace("_slices", "_specs"))(SliceSpec)
 
 
-SPECS += _structure_specs()
+SPECS += _specs_from("structure_slices.py")  # scierc, chemprot, NER corpora, toxicity, mediqa
+SPECS += _specs_from("math_slices.py")  # aime, mathqa
+
+
+# -- bigcodebench (a self-contained block) -------------------------------------------------
+BCB_NOT_INSTALLED = ("tensorflow", "keras")  # libraries the bigcodebench extra leaves out (conf/datasets notes)
+
+
+def _bigcodebench(every: int) -> Callable[[Path], list[str]]:
+    """Every ``every``-th task that needs none of BCB_NOT_INSTALLED, and every task that needs one (so the
+    scorer's "cannot run" path has real tasks); lines byte for byte, in file order."""
+    def build(data: Path) -> list[str]:
+        import ast
+
+        lines = _lines(data / "bigcodebench/BigCodeBench.jsonl.gz")
+        keep = []
+        for i, ln in enumerate(lines):
+            missing = set(ast.literal_eval(json.loads(ln)["libs"])) & set(BCB_NOT_INSTALLED)
+            if missing or i % every == 0:
+                keep.append(ln)
+        return keep
+
+    return build
+
+
+SPECS.append(SliceSpec(
+    "bigcodebench.v0.1.0_hf.jsonl", "bigcodebench", ("bigcodebench/BigCodeBench.jsonl.gz",), _bigcodebench(30),
+    "every 30th task from BigCodeBench/0 whose libs avoid tensorflow and keras (38), plus the 4 tasks that "
+    "need them (289, 417, 418, 419), in file order", "github bigcode-project/bigcodebench-annotation "
+    "hf_data/BigCodeBench.jsonl.gz (the June 2024 first release)", "a3b8985", "Apache-2.0",
+    "bigcode/bigcodebench v0.1.0_hf (1140 tasks)"))
+# -- end bigcodebench ----------------------------------------------------------------------
 
 
 # -- checksums ---------------------------------------------------------------------------

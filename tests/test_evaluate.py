@@ -47,10 +47,13 @@ def test_gsm8k_cell_is_a_complete_finished_run(store, gsm8k_plan, gsm8k_vllm):
     # params: every engine argument actually used, sampling, model/dataset metadata
     for key in ("vllm.dtype", "vllm.max_model_len", "vllm.max_num_seqs", "vllm.gpu_memory_utilization",
                 "vllm.enable_prefix_caching", "vllm.enforce_eager", "vllm.seed", "vllm.tensor_parallel_size",
-                "vllm.kv_cache_memory_bytes", "vllm.version", "sampling.temperature", "sampling.max_new_tokens",
+                "vllm.kv_cache_memory_bytes", "sampling.temperature", "sampling.max_new_tokens",
                 "model.hf_id", "model.revision", "dataset.revision", "preset", "seed", "samples"):
         assert key in p, key
     assert p["vllm.dtype"] == "float32" and p["samples"] == str(GSM8K_SAMPLES)
+    # no absolute path of this machine in params; the engine's version a tag (resumable under another vLLM)
+    assert p["vllm.model"].startswith("cache:models/smollm2_135m-") and not any(v.startswith("/") for v in p.values())
+    assert "vllm.version" not in p and run.data.tags["specbench.vllm.version"]
     # metrics: accuracy with stderr, throughput, memory, timings
     for key in ("exact_match_strict", "exact_match_strict_stderr", "exact_match_flexible",
                 "exact_match_flexible_stderr", "output_tokens_per_s", "total_tokens_per_s", "requests_per_s",

@@ -106,6 +106,17 @@ def test_real_prompts_from_the_offline_slice_score_as_lm_eval(registry):
     assert report.samples[2].scores["prompt_level_strict_acc"] == 1.0  # 12 placeholders
 
 
+def test_language_checks_are_reproducible(registry):
+    """langdetect samples at random: unseeded, 'no commas here, oops' is Portuguese about 3 times in 100,
+    so the english_lowercase instruction would flip between rescorings. The scorer seeds it."""
+    ds = registry.datasets["ifeval"]
+    item = Item(id="0", doc={"key": 0, "prompt": "p", "instruction_id_list": ["change_case:english_lowercase"],
+                             "kwargs": [{}]}, reference="")
+    values = {score(ds, [item], [["no commas here, oops"]]).samples[0].scores["prompt_level_strict_acc"]
+              for _ in range(150)}
+    assert values == {1.0}
+
+
 def test_bad_record_fails_in_one_line(registry):
     bad = Item(id="7", doc={"key": 7, "prompt": "p", "instruction_id_list": ["no:such"], "kwargs": [{}]}, reference="")
     with pytest.raises(ValueError, match=r"item 7: unknown instruction id\(s\) no:such") as e:

@@ -73,6 +73,23 @@ def test_in_process_callers_get_their_streams_back(tmp_path, monkeypatch, capsys
     assert not list((tmp_path / "logs").glob("*.log"))
 
 
+def test_a_stream_kept_past_the_command_writes_to_the_screen(tmp_path, monkeypatch, capsys):
+    """A library that saved the stand-in stderr (a handler made meanwhile, a thread's redirect_stderr
+    restoring it later) writes to the screen once the command is over, never to a closed file: a
+    closed sys.stderr takes the whole process (a test session) down with 'lost sys.stderr'."""
+    monkeypatch.setenv(LOG_DIR_ENV, "logs")
+    monkeypatch.chdir(tmp_path)
+    with quiet_screen("kept", Console(stderr=True), verbose=False) as path:
+        kept = sys.stderr
+        print("inside", file=sys.stderr)
+        monkeypatch.chdir(tmp_path.parent)  # a command that changes directory: the log is still found
+    assert kept is not sys.stderr and path.is_absolute() and "inside" in path.read_text()
+    print("after the command", file=kept)
+    kept.flush()
+    assert "after the command" in capsys.readouterr().err
+    assert "after the command" not in path.read_text()
+
+
 def test_vllm_children_log_into_the_same_file(tmp_path, monkeypatch):
     """vLLM's engine core is a child process that configures its logging from the environment
     quiet_screen sets (VLLM_LOGGING_CONFIG_PATH; PYTHONWARNINGS for its warnings)."""

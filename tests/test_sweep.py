@@ -374,10 +374,14 @@ def test_best_trial_becomes_the_tuned_preset_that_plan_cell_uses(vllm_sweep):
 
 
 @pytest.mark.slow
-def test_a_reference_that_cannot_start_stops_the_sweep_and_fails_its_parent_run(tmp_path, monkeypatch, capsys):
+def test_a_reference_that_cannot_start_stops_the_sweep_and_fails_its_parent_run(tmp_path):
     """The reference preset asks vLLM for 4 TiB of KV cache: trial 0 FAILs, and rather than go on
     with every later trial's drift unknown (throughput optimized unguarded), the sweep stops:
-    one line, exit 1, the parent run FAILED with the reason, no tuned preset."""
+    one line, exit 1, the parent run FAILED with the reason, no tuned preset.
+
+    The command runs as a process of its own, as a user runs it: an engine that fails to start
+    in the test process leaves torch's and vLLM's process-wide state (stream handlers, hooks) to
+    the tests after it, and once closed pytest's own stderr with them."""
     pytest.importorskip("vllm")
     conf = tmp_path / "conf"
     shutil.copytree(CONF, conf, ignore=shutil.ignore_patterns("tuned_*.yaml"))
@@ -396,14 +400,15 @@ def test_a_reference_that_cannot_start_stops_the_sweep_and_fails_its_parent_run(
         budget: {n_trials: 3}
         """)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
     storage = f"journal:{tmp_path / 'optuna.journal'}"
-    code = cli.main(["--conf", str(conf), "sweep", "--model", "smollm2_135m", "--spec", str(spec), "--storage",
-                     storage, "--study", "badref", "--experiment", "test-sweep-badref"])
-    err = capsys.readouterr().err
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    env.pop("MLFLOW_EXPERIMENT_ID", None)
+    r = subprocess.run([sys.executable, "-m", "specbench.cli", "--conf", str(conf), "sweep", "--model", "smollm2_135m",
+                        "--spec", str(spec), "--storage", storage, "--study", "badref", "--experiment",
+                        "test-sweep-badref"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=900)
+    err = r.stderr
     stop = [line for line in err.splitlines() if "sweep stopped" in line]
-    assert code == 1 and len(stop) == 1, err[-3000:]
+    assert r.returncode == 1 and len(stop) == 1, (r.stdout + err)[-3000:]
     assert "reference trial 0 (preset huge_kv) failed" in stop[0] and "no preset written" in stop[0]
     assert not (conf / "presets" / "tuned_smollm2_135m.yaml").exists()
 

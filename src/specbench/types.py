@@ -58,3 +58,19 @@ class ScoreReport:
 
     metrics: dict[str, float]
     samples: list[SampleScore]
+
+
+@dataclass
+class Judged:
+    """A judged item's answers and what its judge said: the scorer reads the judgments' ratings.
+
+    ``turns``: the model's answer to each turn; ``judgments``: the judge's raw text per graded
+    turn (turn 1, turn 2, ...), ``prompts``: which grading prompt produced each (FastChat's name),
+    so a rescore re-reads the same judgments without asking the judge again."""
+
+    turns: list[str]
+    judgments: list[str]
+    prompts: list[str]
+    # how a rating is read (the prompt set's rating_patterns and scale): they travel with the judgments
+    patterns: list[str]
+    scale: tuple[float, float]

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from omegaconf import OmegaConf
 
 from specbench import tracking
 from specbench.analysis import render, tables
 from specbench.analysis.compare import provenance
 from specbench.analysis.select import Cell, Cells, Selection, select_cells
 from specbench.registry import Registry, RegistryError, load_object, suggest, to_plain
+from specbench.registry.loader import read_yaml
 from specbench.registry.reports import ReportConfig, TableKind, TableSpec
 
 
@@ -46,7 +46,7 @@ def find(name_or_path: str, root: Path | None = None) -> Path:
 def load(path: Path, reg: Registry) -> ReportConfig:
     """Parse and check a report file: schema (OmegaConf, as conf/ files are), then every name
     it mentions against the registry."""
-    data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    data = read_yaml(path)
     if isinstance(data, dict) and isinstance(data.get("tables"), list):  # each table on its own: errors name it
         data["tables"] = [to_plain(load_object(t, TableSpec, path, prefix=f"tables[{i}]"))
                           for i, t in enumerate(data["tables"])]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rich.markup import escape
+
 from specbench import progress
 from specbench.cli import analysis_cmds, eval_cmds, finetune_cmd, quantize_cmd, quiet, registry_cmds, sweep_cmd
 from specbench.cli.common import USAGE_ERROR, UsageError, err
@@ -49,7 +51,7 @@ def _main(argv: list[str]) -> int:
     try:
         extensions.load_plugins()  # before the parser: plugin engines are --engine choices
     except RegistryError as exc:
-        err.print(f"[red]error[/red]: {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error[/red]: {escape(str(exc))}", highlight=False, soft_wrap=True)
         return USAGE_ERROR
     with quiet.on_screen():  # usage errors and --help are for the user
         args = build_parser().parse_args(argv)
@@ -58,7 +60,7 @@ def _main(argv: list[str]) -> int:
         extensions.check(reg)  # names conf/ uses that no engine, scorer or adapter registers
         return int(args.func(reg, args) or 0)
     except (RegistryError, UsageError) as exc:
-        err.print(f"[red]error[/red]: {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error[/red]: {escape(str(exc))}", highlight=False, soft_wrap=True)
         return USAGE_ERROR
 
 

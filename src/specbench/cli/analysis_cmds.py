@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from rich.markup import escape
+
 from specbench.cli.common import UsageError, blank_is_none, boolean, emit, err, out, tags_arg
 from specbench.registry import Registry
 
@@ -32,7 +34,7 @@ def cmd_compare(reg: Registry, args: argparse.Namespace) -> int:
         run_id = compare.log_run(comp, out_dir, args.experiment) if args.log else None
         warnings = compare.sample_warnings(comp)
         for line in warnings:  # the tables mark these cells; say it where it cannot be missed
-            err.print(f"[yellow]warning[/yellow]: {line}", highlight=False, soft_wrap=True)
+            err.print(f"[yellow]warning[/yellow]: {escape(line)}", highlight=False, soft_wrap=True)
         if args.format == "json":
             print(json.dumps({"run_id": run_id, "output": str(out_dir) if args.output else None,
                               "warnings": warnings,

@@ -123,7 +123,9 @@ def endpoint_options(args: argparse.Namespace):
 
     opts = EndpointOptions(base_url=args.base_url, api_key_env=args.api_key_env, served_name=args.served_name,
                            concurrency=args.concurrency, timeout_s=args.timeout, max_retries=args.retries,
-                           multiple_choice=args.multiple_choice)
+                           multiple_choice=args.multiple_choice,
+                           judge_base_url=getattr(args, "judge_base_url", None),
+                           judge_api_key_env=getattr(args, "judge_api_key_env", None))
     try:
         check(opts, args.engine)
     except ValueError as exc:

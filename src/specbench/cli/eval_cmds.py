@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from rich.markup import escape
+
 from specbench.cli.common import (
     UsageError,
     add_endpoint_args,
@@ -39,11 +41,13 @@ def cmd_evaluate(reg: Registry, args: argparse.Namespace) -> int:
         try:  # the weights are located once, for the first cell, and shared by the others
             plans.append(pipeline.plan_cell(reg, model, name, preset=args.preset, engine=args.engine,
                                             samples=args.samples, seed=args.seed, slice_policy=args.slice_policy,
-                                            weights=plans[0].weights if plans else None))
+                                            weights=plans[0].weights if plans else None, judge=args.judge,
+                                            judge_engine=args.judge_engine))
         except pipeline.CellUnavailable as exc:
             raise UsageError(f"cannot evaluate {args.model}@{name}: {exc}") from None
     plans = _configured(plans, args)  # the endpoint's options; multiple choice by generation where declared
     warn_partial([p.partial_split for p in plans if p.partial_split])
+    warn_embedded_judge(plans)
     if adhoc is not None:
         err.print(f"ad hoc model {adhoc.source}: " + ", ".join(f"{k}={v}" for k, v in adhoc.facts.items()
                                                                 if k not in ("source", "path")), highlight=False)
@@ -59,13 +63,25 @@ def cmd_evaluate(reg: Registry, args: argparse.Namespace) -> int:
             print_metrics(f"{plan.model.key}@{plan.dataset.key}", result.metrics, plan.dataset.main_metric)
             out.print(f"run {result.run_id} {result.status} in {uri}")
             if result.status != "FINISHED":
-                err.print(f"[red]error[/red]: {result.error}", highlight=False)
+                err.print(f"[red]error[/red]: {escape(result.error or '')}", highlight=False)
                 failed += 1
     finally:
         engine.close()
     if len(plans) > 1:
         out.print(f"{len(plans) - failed}/{len(plans)} cells finished, all on one engine")
     return 1 if failed else 0
+
+
+def add_judge_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("judged datasets (mt_bench; docs/judges.md)")
+    g.add_argument("--judge", type=blank_is_none, default=None, metavar="MODEL",
+                   help="registry model that grades judged datasets (default: each dataset's judge)")
+    g.add_argument("--judge-engine", type=blank_is_none, default=None, metavar="ENGINE",
+                   help="the judge's engine, e.g. openai for an endpoint entry (default: its first listed)")
+    g.add_argument("--judge-base-url", type=blank_is_none, default=None,
+                   help="an endpoint judge's address, e.g. http://host:8000/v1 (default: $OPENAI_BASE_URL)")
+    g.add_argument("--judge-api-key-env", type=blank_is_none, default=None,
+                   help="environment variable holding the endpoint judge's API key (never logged)")
 
 
 def _configured(plans: list, args: argparse.Namespace) -> list:
@@ -101,7 +117,7 @@ def cmd_run_category(reg: Registry, args: argparse.Namespace) -> int:
     cplan = pipeline.plan_category(reg, args.name, preset=args.preset, engine=args.engine, samples=args.samples,
                                    seed=args.seed, models=args.models, datasets=args.datasets,
                                    baselines=args.baselines, secondary=args.secondary,
-                                   slice_policy=args.slice_policy)
+                                   slice_policy=args.slice_policy, judge=args.judge, judge_engine=args.judge_engine)
     cplan = configure_category(cplan, endpoint_options(args))
     _print_plan(cplan)
     warn_partial(cplan.partial_splits())
@@ -142,6 +158,18 @@ def _print_plan(cplan) -> None:
         reasons.setdefault(c.reason or "", []).append(c.name)
     for reason, cells in reasons.items():
         print(f"skip {', '.join(cells)}: {reason}")
+    warn_embedded_judge([c.plan for c in cplan.runnable])
+
+
+def warn_embedded_judge(plans: list) -> None:
+    """Say loudly which judged cells a stand-in judge grades (plumbing, not a judged score)."""
+    stand_ins: dict[str, list[str]] = {}
+    for plan in plans:
+        if plan is not None and plan.judge is not None and plan.judge.embedded:
+            stand_ins.setdefault(plan.judge.tags()["judge.note"], []).append(plan.name)
+    for note, cells in stand_ins.items():
+        err.print(f"[yellow]warning[/yellow]: {', '.join(cells)} {escape(note)} (--judge names another judge)",
+                  highlight=False)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -166,6 +194,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     help="a cell that would read only an offline slice of its split (no hub): warn loudly "
                          "(default) or refuse it")
     cp.add_argument("--experiment", default=None)
+    add_judge_arguments(cp)
     add_endpoint_args(cp)
     cp.set_defaults(func=cmd_run_category)
 
@@ -183,6 +212,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     help="a cell that would read only an offline slice of its split (no hub): warn loudly "
                          "(default) or refuse it")
     ep.add_argument("--experiment", default=None, help="MLflow experiment (default: specbench)")
+    add_judge_arguments(ep)
     add_endpoint_args(ep)
     ep.set_defaults(func=cmd_evaluate)
 

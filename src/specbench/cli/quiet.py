@@ -109,20 +109,38 @@ def _vllm_config(path: Path) -> str:
 
 class _Log:
     """The log file, standing in for ``sys.stderr``: names itself on screen at its first line,
-    so a command that logs nothing (a usage error) stays one line."""
+    so a command that logs nothing (a usage error) stays one line.
 
-    def __init__(self, file: TextIO, announce: Callable[[], None]) -> None:
-        self._file, self._announce = file, announce
+    Once closed it writes to the screen it stood in for: a library that kept a reference to it
+    (a handler, a stream saved by ``redirect_stderr`` in a thread that outlives the command) then
+    prints to the screen rather than raising on a closed file, in a process that goes on (tests).
+    """
+
+    def __init__(self, file: TextIO, announce: Callable[[], None], screen: TextIO) -> None:
+        self._file, self._announce, self._screen = file, announce, screen
         self.announced = False
 
+    def _target(self) -> TextIO:
+        if not self._file.closed:
+            return self._file
+        return self._screen if not getattr(self._screen, "closed", False) else sys.__stderr__
+
     def write(self, text: str) -> int:
+        if self._file.closed:
+            return self._target().write(text)
         if text and not self.announced:
             self.announced = True
             self._announce()
         return self._file.write(text)
 
-    def __getattr__(self, name: str) -> Any:  # fileno, flush, encoding, isatty ...: the file's
-        return getattr(self._file, name)
+    def flush(self) -> None:
+        self._target().flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __getattr__(self, name: str) -> Any:  # fileno, encoding, isatty ...: the file's (the screen's once closed)
+        return getattr(self._target(), name)
 
 
 @contextmanager
@@ -136,7 +154,7 @@ def quiet_screen(command: str, console: Console, verbose: bool) -> Iterator[Path
     if verbose:
         yield None
         return
-    path = log_path(command)
+    path = log_path(command).absolute()  # the command may change directory before the log is checked
     path.parent.mkdir(parents=True, exist_ok=True)
     screen, screen_out = sys.stderr, sys.stdout
     console_file = console._file  # None: rich follows sys.stderr; pin it to the real one meanwhile
@@ -146,7 +164,7 @@ def quiet_screen(command: str, console: Console, verbose: bool) -> Iterator[Path
         console.print(f"[dim]library logs and warnings: {path} (--verbose shows them here)[/dim]",
                       highlight=False, soft_wrap=True)
 
-    log = _Log(open(path, "a", buffering=1, encoding="utf-8"), announce)  # noqa: SIM115 - closed in finally
+    log = _Log(open(path, "a", buffering=1, encoding="utf-8"), announce, screen)  # noqa: SIM115 - closed in finally
     saved_env = {k: os.environ.get(k) for k in ("VLLM_LOGGING_CONFIG_PATH", "VLLM_CONFIGURE_LOGGING",
                                                 "PYTHONWARNINGS")}
     vllm_conf = _vllm_config(path)
@@ -183,28 +201,37 @@ def quiet_screen(command: str, console: Console, verbose: bool) -> Iterator[Path
     finally:
         _screen.pop()
         sys.stderr = screen
-        root.removeHandler(file_handler)
-        root.setLevel(root_level)
-        own.handlers, own.propagate, own.level = own_state
-        for h in vllm.handlers:
-            if h not in vllm_state[0]:
-                h.close()
-        vllm.handlers, vllm.propagate, vllm.level = vllm_state
-        for lg, handlers in swapped:
-            lg.handlers = handlers
-        for k, v in saved_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        _rebind(log, screen)
-        Path(vllm_conf).unlink(missing_ok=True)
-        log.close()
-        if path.stat().st_size == 0:  # nothing to read: no file
-            path.unlink(missing_ok=True)
-        elif not log.announced:
-            announce()
-        console._file = console_file
+        try:
+            _restore(file_handler, root_level, own_state, vllm_state, swapped, saved_env)
+            _rebind(log, screen)
+            Path(vllm_conf).unlink(missing_ok=True)
+            log.close()
+            if path.stat().st_size == 0:  # nothing to read: no file
+                path.unlink(missing_ok=True)
+            elif not log.announced:
+                announce()
+        finally:  # whatever failed above, the CLI's console follows the process's stderr again
+            console._file = console_file
+
+
+def _restore(file_handler: logging.Handler, root_level: int, own_state: tuple, vllm_state: tuple,
+             swapped: list[tuple[logging.Logger, list[logging.Handler]]], saved_env: dict[str, str | None]) -> None:
+    """Logging and environment as they were before quiet_screen."""
+    root, own, vllm = logging.getLogger(), logging.getLogger("specbench"), logging.getLogger("vllm")
+    root.removeHandler(file_handler)
+    root.setLevel(root_level)
+    own.handlers, own.propagate, own.level = own_state
+    for h in vllm.handlers:
+        if h not in vllm_state[0]:
+            h.close()
+    vllm.handlers, vllm.propagate, vllm.level = vllm_state
+    for lg, handlers in swapped:
+        lg.handlers = handlers
+    for k, v in saved_env.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def _rebind(log: object, screen: object) -> None:

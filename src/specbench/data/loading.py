@@ -81,6 +81,10 @@ class DataSource:
 def plan_source(dataset: DatasetConfig) -> DataSource:
     """The hub when it is usable (HF offline flags unset, the hub answers), else the shipped
     slice; a pure decision (one HEAD request per process), made before anything loads."""
+    if dataset.local_env:  # registration-only data: the user's file, checked to exist (data.local)
+        from specbench.data.local import plan_local
+
+        return plan_local(dataset)
     why = _no_hub_copy(dataset) or datasets_offline() or _hub_unreachable()
     slice_path = _slice_path(dataset.offline_slice)
     if why is None:
@@ -211,6 +215,10 @@ def load_items(dataset: DatasetConfig, samples: int | None = None,
             f"(status: planned in conf/datasets/{key}.yaml)")
     if samples is not None and samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
+    if dataset.local_env:  # registration-only data: read from the user's file, never the hub (data.local)
+        from specbench.data.local import load_local
+
+        return load_local(dataset, samples)
     adapter = get_adapter(dataset)
     prompt = dataset.prompt
     k = prompt.fewshot if prompt else 0

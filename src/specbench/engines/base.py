@@ -53,6 +53,9 @@ class Generation:
     wall_s: float
     latencies_s: list[float] = field(default_factory=list)  # per request, where known
     cached: int = 0  # prompts answered from the generation cache (no tokens counted for them)
+    # prompts not sent (longer than the model's context: the engine would refuse the whole batch),
+    # by index, with why; their texts are empty
+    skipped: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -166,10 +166,12 @@ class CachingEngine(Engine):
                    else self.engine().generate(todo, params))
             for i, t in zip(miss, gen.texts, strict=True):
                 texts[i] = t
-            if self.cache:
-                self.cache.put_many({keys[i]: t for i, t in zip(miss, gen.texts, strict=True)}, self._run)
+            if self.cache:  # a prompt the engine did not send has no answer to keep
+                self.cache.put_many({keys[i]: t for j, (i, t) in enumerate(zip(miss, gen.texts, strict=True))
+                                     if j not in gen.skipped}, self._run)
         return Generation(texts=texts, prompt_tokens=gen.prompt_tokens, output_tokens=gen.output_tokens,
-                          wall_s=gen.wall_s, latencies_s=gen.latencies_s, cached=len(prompts) - len(miss))
+                          wall_s=gen.wall_s, latencies_s=gen.latencies_s, cached=len(prompts) - len(miss),
+                          skipped={miss[j]: why for j, why in gen.skipped.items()})
 
     def loglikelihood(self, requests: list[tuple[Prompt, str]]) -> list[LoglikResult]:
         keys = [_ll_key(self.scope, c, x) for c, x in requests]

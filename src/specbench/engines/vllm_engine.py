@@ -127,16 +127,31 @@ class VLLMEngine(Engine):
         sp = SamplingParams(n=params.n, temperature=params.temperature, top_p=params.top_p,
                             max_tokens=params.max_new_tokens, stop=list(params.stop) or None,
                             seed=params.seed if params.temperature > 0 else None)
+        skipped = self._over_context(inputs)
+        sent = [x for i, x in enumerate(inputs) if i not in skipped]
         t0 = time.perf_counter()
         with self._stats.measure():
-            outs = self.llm.generate(inputs, sp, use_tqdm=True)
+            outs = iter(self.llm.generate(sent, sp, use_tqdm=True) if sent else [])
         wall = time.perf_counter() - t0
+        done = [None if i in skipped else next(outs) for i in range(len(inputs))]
         return Generation(
-            texts=[[c.text for c in o.outputs] for o in outs],
-            prompt_tokens=sum(len(o.prompt_token_ids or []) for o in outs),
-            output_tokens=sum(len(c.token_ids) for o in outs for c in o.outputs),
-            wall_s=wall,
+            texts=[[""] * params.n if o is None else [c.text for c in o.outputs] for o in done],
+            prompt_tokens=sum(len(o.prompt_token_ids or []) for o in done if o is not None),
+            output_tokens=sum(len(c.token_ids) for o in done if o is not None for c in o.outputs),
+            wall_s=wall, skipped=skipped,
         )
+
+    def _over_context(self, inputs: list[Any]) -> dict[int, str]:
+        """Text prompts at least as long as the context window: vLLM refuses a whole batch for one of
+        them, so they are left out (each with its length); the rest of the batch goes on."""
+        limit = self.llm.llm_engine.model_config.max_model_len
+        out = {}
+        for i, x in enumerate(inputs):
+            if isinstance(x, str) and len(x) + 8 >= limit:  # far fewer characters: fewer tokens (BOS aside)
+                n = len(self.tokenizer.encode(x))
+                if n >= limit:
+                    out[i] = f"prompt of {n} tokens, over the {limit}-token context (max_model_len)"
+        return out
 
     def loglikelihood(self, requests: list[tuple[Prompt, str]]) -> list[LoglikResult]:
         from vllm import SamplingParams

@@ -102,8 +102,10 @@ def _locate_model(reg: Registry, model: ModelConfig, engine: str,
 def plan_category(reg: Registry, name: str, *, preset: str | None = None, engine: str = "vllm",
                   samples: int | None = None, seed: int = 0, models: list[str] | None = None,
                   datasets: list[str] | None = None, baselines: bool = True, secondary: bool = False,
-                  slice_policy: str = "warn") -> CategoryPlan:
-    """Expand a category into cells (its models and generalist baselines x its datasets)."""
+                  slice_policy: str = "warn", judge: str | None = None,
+                  judge_engine: str | None = None) -> CategoryPlan:
+    """Expand a category into cells (its models and generalist baselines x its datasets); ``judge``
+    grades its judged datasets instead of their own judges."""
     try:
         engine_info(engine)
     except ValueError as exc:
@@ -134,7 +136,8 @@ def plan_category(reg: Registry, name: str, *, preset: str | None = None, engine
             if why is None:
                 try:
                     plan = plan_cell(reg, mk, dk, preset=preset, engine=model_engine, samples=samples, seed=seed,
-                                     category=cat.key, weights=weights, slice_policy=slice_policy)
+                                     category=cat.key, weights=weights, slice_policy=slice_policy,
+                                     judge=judge, judge_engine=judge_engine)
                 except CellUnavailable as exc:
                     why = str(exc)
             cells.append(PlannedCell(mk, dk, reg.role(mk, cat.key), needs(model, preset_cfg), why, plan,

@@ -9,17 +9,21 @@ never raised, so a caller's other cells go on.
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from specbench import tracking
-from specbench.engines import Engine, PeakRSS, make_engine, with_weights
+from specbench.engines import WEIGHT_KEYS, Engine, PeakRSS, make_engine, with_weights
 from specbench.pipeline import lmeval_io
 from specbench.pipeline import task as pipeline
+from specbench.pipeline.judge import check_judgments, judge_answers, same_engine, start_judge
 from specbench.pipeline.plan import CellPlan
 from specbench.types import ScoreReport
-from specbench.weights import ResolvedModel, materialize
+from specbench.weights import ResolvedModel, cache_dir, materialize
 
 
 @dataclass
@@ -37,6 +41,7 @@ class CellResult:
 PERF_METRICS = ("output_tokens", "prompt_tokens", "output_tokens_per_s", "total_tokens_per_s", "requests_per_s",
                 "generation_s", "latency_mean_s", "peak_rss_mb", "kv_cache_tokens", "gpu_used_mb", "gpu_peak_mb",
                 "images_per_s", "cost_usd", "gpu_process_mb")
+log = logging.getLogger("specbench.cell")  # on screen under quiet_screen (specbench's own warnings)
 SAMPLE_IMAGES = 4  # samples logged with their images (sample_images.json); samples.json names every image
 
 
@@ -68,6 +73,24 @@ def _figures_from(engine: Engine, origin: str, run: tracking.RunHandle) -> dict[
     return figures
 
 
+def _grade(plan: CellPlan, engine: Engine, grader: Engine | None, prepared: pipeline.Prepared,
+           answered: pipeline.Answered) -> tuple[list[Any], dict[str, float]]:
+    """A judged cell's answers graded: by an endpoint judge connected before the answers were made
+    (``grader``), by the cell's own engine when the judge is that very model and engine (SmolLM2
+    judging SmolLM2 here), else by the judge's engine, started now and closed after."""
+    judge = plan.judge
+    assert judge is not None
+    own = grader is None and same_engine(judge, plan.model.key, plan.weights.revision, plan.engine,
+                                         plan.engine_params)
+    started = None if grader is not None or own else start_judge(judge)
+    try:
+        return judge_answers(judge, grader or started or engine, prepared.items, answered.outputs,
+                             judge.model.instruct)
+    finally:
+        if started is not None:
+            started.close()
+
+
 def materialize_weights(plan: CellPlan) -> ResolvedModel:
     """The plan's weights on local disk (converted or downloaded once); a remote engine's as planned."""
     return plan.weights if plan.remote else materialize(plan.model, plan.weights)
@@ -96,13 +119,28 @@ def cell_tags(plan: CellPlan) -> dict[str, str]:
     return {"model": plan.model.key, "dataset": plan.dataset.key, "category": plan.category or "",
             "role": plan.role, "engine": plan.engine, "preset": plan.preset_name,
             "config_hash": plan.config_hash(), "model_source": plan.weights.source, "data_source": plan.data.kind,
-            **({"partial_split": plan.partial_split} if plan.partial_split else {}), **plan.quantization_tags}
+            **({"partial_split": plan.partial_split} if plan.partial_split else {}), **plan.quantization_tags,
+            **(plan.judge.tags() if plan.judge else {})}
+
+
+def portable_path(value: Any) -> Any:
+    """A weights' location as a run may record it: under the cache as ``cache:<relative path>``, any
+    other local path as its last part only (``local:<name>``); hub ids and URLs as they are.  A run's
+    params never hold this machine's absolute paths, and the same cell planned elsewhere logs the same."""
+    if not isinstance(value, str) or not os.path.isabs(value):
+        return value
+    path, cache = Path(value), cache_dir().resolve()
+    try:
+        return f"cache:{path.resolve().relative_to(cache)}"
+    except ValueError:
+        return f"local:{path.name}"
 
 
 def cell_params(plan: CellPlan) -> dict[str, Any]:
     m, d = plan.model, plan.dataset
+    engine = {k: portable_path(v) if k in WEIGHT_KEYS else v for k, v in plan.engine_params.items()}
     return {
-        **tracking.flatten(plan.engine, plan.engine_params), **tracking.flatten("sampling", plan.gen.as_dict()),
+        **tracking.flatten(plan.engine, engine), **tracking.flatten("sampling", plan.gen.as_dict()),
         "model.key": m.key, "model.hf_id": m.hf_id, "model.revision": plan.weights.revision,
         "model.parameters_b": m.parameters_b, "model.quantization": m.quantization.value,
         "model.dtype": m.dtype.value, "model.license": m.license,
@@ -124,6 +162,7 @@ def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str
     the cell materializes its weights, starts its own engine and closes it afterwards."""
     owns_engine = engine is None
     run: tracking.RunHandle | None = None
+    grader: Engine | None = None  # an endpoint judge, reached before the answers are made
     try:
         with tracking.open_run("cell", name=plan.name, tags={**cell_tags(plan), **(extra_tags or {})},
                                params={**cell_params(plan), **(extra_params or {})}, parent=parent_run_id,
@@ -137,6 +176,8 @@ def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str
             run.log_dataset(loaded.hf_dataset, plan.dataset.key, loaded.source, loaded.digest)
             run.set_tags({"dataset_digest": loaded.digest, "data_offline": str(loaded.offline),
                           **_encoder_tags(plan, prepared)})
+            # unreachable, an endpoint judge fails the cell before any answer is made
+            grader = start_judge(plan.judge) if plan.judge is not None and plan.judge.remote else None
             with PeakRSS() as rss:
                 if engine is None:
                     engine = start_engine(plan, **(engine_options or {}))
@@ -145,13 +186,16 @@ def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str
                 before = engine.stats()
                 answered = pipeline.answer_prepared(prepared, engine)
             after = engine.stats()
-            if after.version:  # known once the engine (or the cached one) has started
-                run.log_params({f"{plan.engine}.version": after.version})
+            if after.version:  # a tag, not a param: a cell resumed under another vLLM must not clash with it
+                run.set_tags({f"{plan.engine}.version": after.version})
             served = engine.engine_metrics()  # the engine's own figures (vllm_*) over this cell's calls
+            outputs, judged = answered.outputs, {}
+            if plan.judge is not None:  # a judged dataset: the judge grades every turn
+                outputs, judged = _grade(plan, engine, grader, prepared, answered)
             t0 = time.perf_counter()
-            report = pipeline.score(plan.task, prepared.items, answered.outputs)
+            report = pipeline.score(plan.task, prepared.items, outputs)
             metrics: dict[str, float | None] = {
-                **report.metrics, **answered.figures, "scoring_s": time.perf_counter() - t0,
+                **report.metrics, **answered.figures, **judged, "scoring_s": time.perf_counter() - t0,
                 "n_samples": len(prepared.items), "peak_rss_mb": rss.peak_mb, **engine.memory(), **served,
                 "cache_hits": after.cache_hits - before.cache_hits}
             prices = plan.model.price_per_mtok  # an endpoint's list prices: what these tokens cost
@@ -166,7 +210,7 @@ def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str
             elif after.served_by and after.served_by != run.run_id:
                 metrics.update(_figures_from(engine, after.served_by, run))
             logged = run.log_metrics(metrics)
-            rows = pipeline.sample_rows(prepared.items, prepared.prompts, answered.outputs, report, prepared.failures)
+            rows = pipeline.sample_rows(prepared.items, prepared.prompts, outputs, report, prepared.failures)
             run.log_table(rows)
             run.log_sample_traces(rows, [s.detail for s in report.samples],  # MLflow's per-sample review
                                   tags={"model": plan.model.key, "dataset": plan.dataset.key})
@@ -177,7 +221,10 @@ def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str
                                                        report, tracking.git_commit()).items():
                     run.log_text(text, path)
             run.set_tags({"main_metric": plan.dataset.main_metric})
-        return CellResult(run.run_id, tracking.FINISHED, logged, report=report, outputs=answered.outputs)
+            if plan.judge is not None and (warning := check_judgments(plan.judge, report)):  # after the table
+                run.set_tags({"judge.warning": warning})
+                log.warning("%s: %s", plan.name, warning)
+        return CellResult(run.run_id, tracking.FINISHED, logged, report=report, outputs=outputs)
     except Exception as exc:  # recorded on the run by open_run; the caller's other cells go on
         if run is None:  # the run itself could not be opened: nothing to record it on
             raise
@@ -185,3 +232,5 @@ def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str
     finally:
         if owns_engine and engine is not None:
             engine.close()
+        if grader is not None:
+            grader.close()

@@ -33,6 +33,12 @@ class EndpointOptions:
     timeout_s: float | None = None
     max_retries: int | None = None
     multiple_choice: str | None = None  # None: each model's registry entry
+    judge_base_url: str | None = None  # an endpoint judge's (``--judge-engine openai``); None: the environment's
+    judge_api_key_env: str | None = None
+
+    def judge_args(self) -> dict[str, Any]:
+        args = {"base_url": self.judge_base_url, "api_key_env": self.judge_api_key_env}
+        return {k: v for k, v in args.items() if v is not None}
 
     def engine_args(self) -> dict[str, Any]:
         args = {"base_url": self.base_url, "api_key_env": self.api_key_env, "model": self.served_name,
@@ -64,6 +70,9 @@ def configure(plan: CellPlan, opts: EndpointOptions) -> CellPlan:
     the dataset cannot be asked that way)."""
     if plan.remote and opts.engine_args():
         plan = dataclasses.replace(plan, engine_params={**plan.engine_params, **opts.engine_args()})
+    if plan.judge is not None and plan.judge.remote and opts.judge_args():  # transport only: not the identity
+        judge = dataclasses.replace(plan.judge, engine_params={**plan.judge.engine_params, **opts.judge_args()})
+        plan = dataclasses.replace(plan, judge=judge)
     mode = opts.multiple_choice or plan.model.multiple_choice
     if mode == "generate" and plan.task.loglik:
         try:

@@ -17,6 +17,7 @@ from specbench.data.errors import DataUnavailable
 from specbench.data.loading import SLICES_DIR, DataSource, plan_source, split_slice_name
 from specbench.engines import GenParams, engine_info, planned_params
 from specbench.identity import digest
+from specbench.pipeline.judge import JudgePlan, plan_judge
 from specbench.pipeline.task import Task, task_for
 from specbench.registry import Registry, RegistryError
 from specbench.registry.schema import DatasetConfig, ModelConfig, PresetConfig, Status, TaskType
@@ -56,6 +57,7 @@ class CellPlan:
     category: str | None
     role: str
     data: DataSource = DataSource("hub", None)  # where the items come from: part of the identity
+    judge: JudgePlan | None = None  # a judged dataset's grader (``pipeline.judge``): part of the identity
 
     @property
     def gen(self) -> GenParams:
@@ -115,6 +117,7 @@ class CellPlan:
             "dataset": _plain(self.dataset), "preset": {"name": self.preset_name, **_plain(self.preset)},
             "engine": {"kind": self.engine, **engine}, "sampling": self.gen.as_dict(),
             "samples": self.samples, "seed": self.seed, "chat": self.chat, "data_source": self.data.kind,
+            **({"judge": self.judge.identity()} if self.judge else {}),
         }
 
     def config_hash(self) -> str:
@@ -134,11 +137,12 @@ def engine_for(model: ModelConfig, requested: str) -> str | None:
 def plan_cell(reg: Registry, model_key: str | ModelConfig, dataset_key: str, *, preset: str | None = None,
               engine: str = "vllm", samples: int | None = None, seed: int = 0,
               category: str | None = None, weights: ResolvedModel | None = None,
-              slice_policy: str = "warn") -> CellPlan:
+              slice_policy: str = "warn", judge: str | None = None, judge_engine: str | None = None) -> CellPlan:
     """Resolve names, presets, engine, weights' location and the data's source; raise
     CellUnavailable with the reason.  ``slice_policy``: a cell that would read only an offline
     slice of its split (the hub unusable) is planned with a loud note (``warn``) or refused (``fail``).
-    ``model_key`` may be a ModelConfig with no registry entry (an ad-hoc model, ``registry.adhoc``)."""
+    ``model_key`` may be a ModelConfig with no registry entry (an ad-hoc model, ``registry.adhoc``).
+    ``judge`` / ``judge_engine``: who grades a judged dataset instead of its own judge (``pipeline.judge``)."""
     model = model_key if isinstance(model_key, ModelConfig) else reg.model(model_key)
     dataset = reg.dataset(dataset_key)
     try:
@@ -195,13 +199,14 @@ def plan_cell(reg: Registry, model_key: str | ModelConfig, dataset_key: str, *, 
     if partial and slice_policy == "fail":
         raise CellUnavailable(f"{partial}; refused (--slice-policy fail): give hub access, or --samples <= "
                               f"{source.items} and --slice-policy warn")
+    judge_plan = plan_judge(reg, dataset, judge, judge_engine, seed) if dataset.judge is not None else None
     if category is None:
         cats = reg.categories_of(model.key)
         category = cats[0] if cats else model.category
     return CellPlan(
         model=model, dataset=dataset, preset_name=preset_name, preset=preset_cfg, engine=engine, weights=weights,
         engine_params=planned_params(engine, model, preset_cfg, weights, seed), task=task, samples=samples,
-        seed=seed, category=category, data=source,  # a category outside conf/ (ad hoc's) is its own role
+        seed=seed, category=category, data=source, judge=judge_plan,  # ad hoc's category is its own role
         role=reg.role(model.key, category) if category in reg.categories else category or "specialist",
     )
 

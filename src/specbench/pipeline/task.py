@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from specbench import data, scoring
 from specbench.engines import Engine, GenParams
 from specbench.registry.schema import DatasetConfig, EncoderConfig, TaskType
-from specbench.types import ChoiceScores, Item, ScoreReport
+from specbench.types import ChoiceScores, Item, Judged, ScoreReport
 
 if TYPE_CHECKING:
     from specbench.sandbox import Limits
@@ -41,6 +41,8 @@ class Task:
     # An encoder-only model: answered by a probe over its frozen embeddings, fitted on the dataset's
     # structure.train_split, or by its own classification head (``pipeline.probe``); no generation.
     encoder: EncoderConfig | None = None
+    # a judged dataset: its items' turns answered one after another (``pipeline.judge``), then graded
+    multi_turn: bool = False
 
     @property
     def probe(self) -> bool:
@@ -70,7 +72,7 @@ def task_for(dataset: DatasetConfig, *, instruct: bool, seed: int = 0, max_new_t
     limit = prompt.max_new_tokens if max_new_tokens is None else min(max_new_tokens, prompt.max_new_tokens)
     gen = GenParams(max_new_tokens=limit, stop=tuple(prompt.stop), seed=seed)
     return Task(dataset=dataset, gen=gen, chat=instruct and prompt.chat_layout != "none", loglik=loglik,
-                images_per_prompt=images_per_prompt)
+                images_per_prompt=images_per_prompt, multi_turn=dataset.judge is not None)
 
 
 def _encoder_task(dataset: DatasetConfig, encoder: EncoderConfig, seed: int) -> Task:
@@ -151,6 +153,10 @@ def answer_prepared(p: Prepared, engine: Engine) -> Answered:
         from specbench.pipeline.probe import answer_encoder
 
         return answer_encoder(p, engine)
+    if p.task.multi_turn:
+        from specbench.pipeline.judge import answer_turns
+
+        return answer_turns(p.task, engine, p.items, p.prompts)
     if not p.images:
         return answer(p.task, engine, p.items, p.prompts)
     ok = [i for i in range(len(p.items)) if i not in p.failures]
@@ -207,6 +213,8 @@ def answer(task: Task, engine: Engine, items: list[Item], prompts: list[data.Pro
             "total_tokens_per_s": (gen.output_tokens + gen.prompt_tokens) / wall if wall else None,
             "requests_per_s": generated / wall if wall else None,
         })
+    if gen.skipped:  # not sent, answered empty (scored wrong): counted, never hidden
+        figures["prompts_over_context"] = len(gen.skipped)
     if gen.latencies_s:
         figures["latency_mean_s"] = sum(gen.latencies_s) / len(gen.latencies_s)
     return Answered(gen.texts, figures, output_tokens=gen.output_tokens, wall_s=wall)
@@ -228,7 +236,10 @@ def sample_rows(items: list[Item], prompts: list[data.Prompt], outputs: list[Any
     rows = []
     failures = failures or {}
     for i, (item, prompt, output, s) in enumerate(zip(items, prompts, outputs, report.samples, strict=True)):
-        if isinstance(output, ChoiceScores):
+        if isinstance(output, Judged):  # the turns' answers, and each turn's judgment as the judge wrote it
+            text = output.turns[0] if len(output.turns) == 1 else output.turns
+            extra = {"judgments": output.judgments, "judge_prompts": output.prompts}
+        elif isinstance(output, ChoiceScores):
             text = item.choices[max(range(len(output.logprobs)), key=output.logprobs.__getitem__)] \
                 if item.choices and output.logprobs else ""
             extra = {"logprobs": [round(x, 4) for x in output.logprobs]}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from specbench.builders import BUILDERS  # names only: its torch imports are lazy
 from specbench.registry.loader import Registry, RegistryError, suggest
-from specbench.registry.schema import Architecture, Modality, ModelConfig, Status, TaskType
+from specbench.registry.schema import Architecture, JudgeConfig, Modality, ModelConfig, Status, TaskType
 
 
 def check_refs(reg: Registry) -> None:
@@ -60,8 +60,24 @@ def check_refs(reg: Registry) -> None:
                     raise RegistryError(f"unknown {what} '{name}'; {suggest(name, table)}",
                                         f, f"{field_name}[{i}]")
     for ds in reg.datasets.values():
+        if ds.judge is not None:
+            check_judge(reg, ds.key, ds.judge, d / "datasets" / f"{ds.key}.yaml")
         if ds.status == Status.ready and ds.prompt is None:  # pragma: no cover - schema checks it
             raise RegistryError("ready dataset without prompt", d / "datasets" / f"{ds.key}.yaml")
+
+
+def check_judge(reg: Registry, dataset: str, judge: JudgeConfig, f: Path) -> None:
+    """A judge section names a prompt set of conf/judges/ and registry models that can generate."""
+    if judge.prompts not in reg.judges:
+        raise RegistryError(f"unknown judge prompt set '{judge.prompts}'; {suggest(judge.prompts, reg.judges)}",
+                            f, "judge.prompts")
+    for field_name, name in (("judge.model", judge.model), ("judge.embedded", judge.embedded)):
+        if name is None:
+            continue
+        if name not in reg.models:
+            raise RegistryError(f"unknown model '{name}'; {suggest(name, reg.models)}", f, field_name)
+        if not reg.models[name].can_generate:
+            raise RegistryError(f"'{name}' cannot generate, so it cannot judge", f, field_name)
 
 
 def check_encoder(reg: Registry, m: ModelConfig, f: Path) -> None:

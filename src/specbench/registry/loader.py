@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
@@ -26,6 +27,7 @@ from specbench.registry.schema import (
     DatasetConfig,
     FinetuneSpec,
     FrameworkConfig,
+    JudgePromptSet,
     ModelConfig,
     PresetConfig,
     QuantizationSpec,
@@ -168,6 +170,28 @@ NOT_INHERITED = frozenset({"key", "display_name", "size_gb", "quantization", "dt
                            "offline", "notes"})
 
 
+def read_yaml(path: Path) -> Any:
+    """A YAML file as plain data, interpolations resolved; anything wrong with it is one RegistryError
+    naming the file and line: a syntax error, a duplicate key, bytes that are not UTF-8, a bad
+    ``${...}`` interpolation (an unset ``oc.env`` variable, an unknown resolver or key)."""
+    try:
+        return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except UnicodeDecodeError as exc:
+        raise RegistryError(f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); save it "
+                            "as UTF-8", path) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise RegistryError(f"not valid YAML: {exc.problem or exc.context}{where}", path) from None
+    except yaml.YAMLError as exc:
+        raise RegistryError(f"not valid YAML: {' '.join(str(exc).split())}", path) from None
+    except OSError as exc:  # OmegaConf's word for a file that is one scalar ("0", "text"), not a mapping
+        raise RegistryError(f"expected a mapping of fields (key: value lines), got {exc}", path) from None
+    except OmegaConfBaseException as exc:  # interpolations: ${oc.env:UNSET}, ${no.such.key}, ${bad:resolver}
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RegistryError(f"bad interpolation: {first}", path) from None
+
+
 def _inherit(data: Any, path: Path) -> Any:
     """A model file with a ``recipe`` states only what differs from its parent (the sibling
     file ``<parent>.yaml``); every other fact comes from the parent, so it is never copied."""
@@ -178,7 +202,7 @@ def _inherit(data: Any, path: Path) -> Any:
         names = [p.stem for p in path.parent.glob("*.yaml")]
         raise RegistryError(f"unknown parent model '{data['parent']}'; {suggest(data['parent'], names)}",
                             path, "parent")
-    parent = OmegaConf.to_container(OmegaConf.load(parent_path), resolve=True)
+    parent = read_yaml(parent_path)
     if not isinstance(parent, dict) or parent.get("recipe"):
         raise RegistryError(f"parent '{data['parent']}' must be a plain model file, not another derived one",
                             path, "parent")
@@ -186,7 +210,7 @@ def _inherit(data: Any, path: Path) -> Any:
 
 
 def load_file(path: Path, schema: type[T]) -> T:
-    data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    data = read_yaml(path)
     if schema is ModelConfig:
         data = _inherit(data, path)
     obj = load_object(data, schema, path)
@@ -208,6 +232,7 @@ class Registry:
     quantizations: dict[str, QuantizationSpec] = field(default_factory=dict)  # conf/quantization/
     framework: FrameworkConfig | None = None  # conf/framework.yaml: the cross-category matrix
     finetunes: dict[str, FinetuneSpec] = field(default_factory=dict)  # conf/finetune/
+    judges: dict[str, JudgePromptSet] = field(default_factory=dict)  # conf/judges/: grading prompt sets
 
     # -- lookups that fail with suggestions -------------------------------------------
     def model(self, name: str) -> ModelConfig:
@@ -272,9 +297,10 @@ def _load_presets(root: Path) -> dict[str, PresetConfig]:
     for path in files:
         if not path.is_file():
             continue
-        data = OmegaConf.to_container(OmegaConf.load(path), resolve=True) or {}
-        if not isinstance(data, dict) or "presets" not in data:
-            raise RegistryError("expected a top-level 'presets:' mapping", path)
+        data = read_yaml(path) or {}
+        if not isinstance(data, dict) or not isinstance(data.get("presets"), dict):
+            raise RegistryError("expected a top-level 'presets:' mapping of name -> settings (e.g. presets: "
+                                "{balanced: {gpu_memory_utilization: 0.85}})", path)
         for name, body in data["presets"].items():
             presets[name] = load_object(body, PresetConfig, path, prefix=f"presets.{name}")
     if not presets:
@@ -287,7 +313,7 @@ def load_framework(root: Path) -> FrameworkConfig | None:
     path = root / "framework.yaml"
     if not path.is_file():
         return None
-    return load_object(OmegaConf.to_container(OmegaConf.load(path), resolve=True), FrameworkConfig, path)
+    return load_object(read_yaml(path), FrameworkConfig, path)
 
 
 def check_scorers(reg: Registry, metrics: dict[str, list[str]]) -> None:
@@ -320,6 +346,8 @@ def load_registry(root: Path | str | None = None) -> Registry:
     )
     if (root / "finetune").is_dir():
         reg.finetunes = _load_dir(root / "finetune", FinetuneSpec)
+    if (root / "judges").is_dir():
+        reg.judges = _load_dir(root / "judges", JudgePromptSet)
     from specbench.registry.checks import check_framework, check_refs  # it imports this module
 
     check_and_resolve(reg)  # dataset aliases: checked, and category files' aliases made keys

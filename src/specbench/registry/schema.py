@@ -15,11 +15,12 @@ from typing import Any
 
 from specbench.registry.schema_base import ConfigError, _check, to_plain
 from specbench.registry.schema_finetune import FinetuneSpec, LoraSpec, TrainingData
+from specbench.registry.schema_judge import JudgeConfig, JudgePrompt, JudgePromptSet
 from specbench.registry.schema_structure import EncoderConfig, EncoderHead, StructureConfig
 
 __all__ = ["Architecture", "AWQVersion", "CalibrationConfig", "CategoryConfig", "CategoryDatasets", "ConfigError",
            "DatasetConfig", "DType", "EncoderConfig", "EncoderHead", "FinetuneSpec", "FrameworkConfig", "FrameworkTask",
-           "LoraSpec", "Modality",
+           "JudgeConfig", "JudgePrompt", "JudgePromptSet", "LoraSpec", "Modality",
            "ModelConfig", "OfflineSource", "PresetConfig", "Prices", "Priority", "PromptConfig", "Quantization",
            "QuantizationSpec", "Status", "StructureConfig", "TaskType", "TrainingData", "VisionConfig", "_check",
            "to_plain"]
@@ -289,12 +290,18 @@ class DatasetConfig:
     revision: str = "main"
     adapter: str | None = None  # normalizer in specbench.data (defaults to key)
     offline_slice: str | None = None  # file shipped in specbench/slices/
+    # registration-only data, read from the file the user names in this environment variable (never the hub,
+    # never a slice; data.local), and where to obtain it: both said in one line while the variable is unset
+    local_env: str | None = None
+    local_source: str = ""
     prompt: PromptConfig | None = None
     # the lm-evaluation-harness task (or group) this dataset mirrors: the name of the lm-eval
     # results / samples files a cell writes (pipeline.lmeval_io); None: no lm-eval counterpart
     lm_eval_task: str | None = None
     # classification / ner datasets: the label set and what an encoder probe trains on and reads
     structure: StructureConfig | None = None
+    # judged datasets: who grades the answers, with which conf/judges/ prompt set (--judge overrides)
+    judge: JudgeConfig | None = None
     tags: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)  # other names the seeds use; they resolve to key
     notes: str = ""
@@ -309,6 +316,11 @@ class DatasetConfig:
         if self.task_type in (TaskType.classification, TaskType.ner) and self.status == Status.ready:
             _check(self.structure is not None, "structure",
                    f"a {self.task_type.value} dataset declares its labels in a structure section")
+        if self.task_type == TaskType.judged and self.status == Status.ready:
+            _check(self.judge is not None, "judge", "a judged dataset names its judge (model, prompts)")
+        if self.local_env is not None:
+            _check(self.local_env.isidentifier() and bool(self.local_source), "local_env",
+                   "an environment variable name (SPECBENCH_BIOASQ), with local_source saying where to get the file")
         if self.structure is not None and self.structure.train_split is not None:
             _check(self.structure.train_split != self.split, "structure.train_split",
                    f"a probe cannot train on the evaluated split '{self.split}' (train/test contamination)")

@@ -14,10 +14,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from specbench.identity import digest
-from specbench.registry.loader import Registry, RegistryError, load_object, suggest
+from specbench.registry.loader import Registry, RegistryError, load_object, read_yaml, suggest
 from specbench.registry.schema import ConfigError, PresetConfig
 
 # Preset fields a sweep may vary, and the Python type of each.
@@ -229,7 +227,7 @@ def load_sweep_spec(reg: Registry, spec: str | os.PathLike[str]) -> tuple[SweepS
     if not path.is_file():
         known = sorted(p.stem for p in sweeps_dir(reg).glob("*.yaml"))
         raise RegistryError(f"unknown sweep spec '{name}'; {suggest(Path(name).stem, known)}")
-    data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    data = read_yaml(path)
     if isinstance(data, dict):
         data.setdefault("name", path.stem)
     return load_object(data, SweepSpec, path), path

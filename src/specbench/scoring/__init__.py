@@ -96,6 +96,11 @@ def bootstrap_stderr(counts: np.ndarray, reduce: Callable[[np.ndarray], dict[str
     return {m: float(np.std(np.concatenate(v), ddof=1)) for m, v in values.items()}
 
 
+def _same(a: float, b: float) -> bool:
+    """Equal to rounding, NaN equal to NaN (a metric with nothing to average: every judgment unparsed)."""
+    return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, abs_tol=1e-9)
+
+
 def corpus_metrics(info: ScorerInfo, items: list[Item], details: list[dict[str, Any]],
                    dataset_key: str = "?", counts: np.ndarray | None = None) -> dict[str, float]:
     """A scorer's corpus metrics over all items, each with its bootstrap ``<metric>_stderr``
@@ -106,8 +111,7 @@ def corpus_metrics(info: ScorerInfo, items: list[Item], details: list[dict[str, 
     point = corpus.value(items, details)
     counts = np.asarray(corpus.counts(items, details) if counts is None else counts, dtype=float)
     reduced = corpus.reduce(counts.sum(axis=0))
-    if set(point) != set(corpus.metrics) or any(not math.isclose(point[m], float(reduced[m]), abs_tol=1e-9)
-                                                  for m in corpus.metrics):
+    if set(point) != set(corpus.metrics) or any(not _same(point[m], float(reduced[m])) for m in corpus.metrics):
         raise ValueError(f"dataset '{dataset_key}': scorer '{info.name}': corpus metrics {point} disagree with "
                          f"their bootstrap statistics {({m: float(v) for m, v in reduced.items()})}")
     stderr = bootstrap_stderr(counts, corpus.reduce)

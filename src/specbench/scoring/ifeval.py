@@ -26,6 +26,7 @@ from specbench.scoring.registry import Corpus, scorer
 from specbench.types import Item
 
 LM_EVAL_PIN = "lm_eval[ifeval]==0.4.13"
+LANGDETECT_SEED = 0
 STRICT, LOOSE = "inst_level_strict_acc", "inst_level_loose_acc"
 FOLLOWED_STRICT, FOLLOWED_LOOSE = "ifeval_followed_strict", "ifeval_followed_loose"  # per-item detail keys
 
@@ -37,6 +38,12 @@ def lm_eval_ifeval() -> ModuleType:
     except ImportError as e:  # lm_eval itself, or langdetect / immutabledict / nltk of its ifeval extra
         raise RuntimeError(f"scorer 'ifeval' uses lm-evaluation-harness's instruction checkers, which cannot be "
                            f"imported ({e}); install them: pip install '{LM_EVAL_PIN}'") from None
+    # The language checkers (english_lowercase/capital, response_language) call langdetect, which samples
+    # at random unless seeded: on short responses two calls can disagree, so a rescore could change a
+    # score. langdetect's documented fix is a fixed DetectorFactory.seed (lm-eval leaves it unset).
+    import langdetect
+
+    langdetect.DetectorFactory.seed = LANGDETECT_SEED
     return utils
 
 

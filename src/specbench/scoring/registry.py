@@ -24,15 +24,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from specbench.types import ChoiceScores, Item
+from specbench.types import ChoiceScores, Item, Judged
 
 if TYPE_CHECKING:
     import numpy as np
 
 # What a scorer reads -> what the engine must do for it.
 #   text: the first generated text of an item; texts: all n generated texts of each item, scored
-#   as a batch (pass@k); choice_logprobs: the log-likelihood of each choice (multiple choice).
-NEEDS: dict[str, str] = {"text": "generate", "texts": "generate", "choice_logprobs": "loglikelihood"}
+#   as a batch (pass@k); choice_logprobs: the log-likelihood of each choice (multiple choice);
+#   judgments: an item's answers (one per turn) with its judge's judgments (``types.Judged``, made by
+#   ``pipeline.judge``).
+NEEDS: dict[str, str] = {"text": "generate", "texts": "generate", "choice_logprobs": "loglikelihood",
+                         "judgments": "generate"}
 
 LmEvalName = tuple[str, str]  # (lm-eval metric, lm-eval filter)
 
@@ -94,6 +97,11 @@ class ScorerInfo:
             if not isinstance(out, ChoiceScores):
                 raise ValueError(f"dataset '{dataset_key}': scorer '{self.name}' needs ChoiceScores "
                                  f"(log-likelihoods) for item {item.id}, got {type(out).__name__}")
+            return out
+        if self.needs == "judgments":
+            if not isinstance(out, Judged):
+                raise ValueError(f"dataset '{dataset_key}': scorer '{self.name}' needs judged answers for item "
+                                 f"{item.id} (graded by the judge its dataset names), got {type(out).__name__}")
             return out
         texts = [out] if isinstance(out, str) else out
         if isinstance(texts, ChoiceScores) or not texts or not all(isinstance(t, str) for t in texts):

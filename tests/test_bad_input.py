@@ -1,0 +1,159 @@
+"""Bad input is one line, exit 2, never a traceback (issue #19, deliver 2): malformed YAML in conf/,
+malformed prediction files, names that look like rich markup.  Hypothesis generates the files; the
+command line is the real one (``cli.main`` in this process, so each example costs a registry load,
+not an interpreter start)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.conftest import CONF
+
+from specbench import cli
+
+
+def _run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, list[str]]:
+    """Exit code and the lines on stderr, notes aside (where library logs went, which data was read)."""
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:  # argparse's own usage errors
+        code = int(exc.code or 0)
+    err = capsys.readouterr().err
+    notes = ("library logs and warnings", "hub not used")
+    return code, [ln for ln in err.splitlines() if ln.strip() and not any(n in ln for n in notes)]
+
+
+@pytest.fixture(scope="module")
+def conf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("conf") / "conf"
+    shutil.copytree(CONF, root, ignore=shutil.ignore_patterns("tuned_*.yaml"))
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPECBENCH_LOG_DIR", str(tmp_path / "logs"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"key: gsm8k\n  bad: [\n", "not valid YAML: mapping values are not allowed in this context (line 2, column 6)"),
+    (b"\xff\xfe key: x\n", "not UTF-8 text (byte 0xff at offset 0)"),
+    (b"key: zz\nkey: zz\n", "not valid YAML: found duplicate key key (line 2, column 1)"),
+    (b"key: zz\nlicense: ${oc.env:SPECBENCH_TEST_UNSET_VARIABLE}\n", "bad interpolation: "),
+    (b"key: zz\nlicense: ${no.such.key}\n", "bad interpolation: "),
+])
+def test_a_broken_registry_file_is_one_line(capsys, conf_dir, content, expected):
+    path = conf_dir / "datasets" / "zz.yaml"
+    path.write_bytes(content)
+    try:
+        code, lines = _run(capsys, ["--conf", str(conf_dir), "validate"])
+    finally:
+        path.unlink()
+    assert code == 2 and len(lines) == 1, lines
+    assert "zz.yaml" in lines[0] and expected.split(" (")[0] in lines[0], lines[0]
+
+
+def test_presets_that_are_not_a_mapping_are_one_line(capsys, conf_dir):
+    path = conf_dir / "presets.yaml"
+    saved = path.read_bytes()
+    path.write_text("presets: []\n")
+    try:
+        code, lines = _run(capsys, ["--conf", str(conf_dir), "validate"])
+    finally:
+        path.write_bytes(saved)
+    assert code == 2 and len(lines) == 1 and "presets.yaml: expected a top-level 'presets:' mapping" in lines[0]
+
+
+def test_a_name_with_markup_is_printed_literally(capsys, conf_dir):
+    code, lines = _run(capsys, ["--conf", str(conf_dir), "evaluate", "--model", "sm[/x]ollm", "--dataset", "gsm8k"])
+    assert code == 2 and len(lines) == 1 and "'sm[/x]ollm'" in lines[0], lines
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b'{"id": "test/0", "output": "x"}\n\xff\n', "predictions.jsonl:2: not UTF-8 text (byte 0xff)"),
+    (b'[1, 2]\n', "predictions.jsonl:1: a JSON list, not an object"),
+    (b'{"id": "test/0", "outputs": "abc"}\n', "'outputs' is a string"),
+    (b'{"id": "test/0", "output": null}\n', "'output' is null"),
+    (b'{"id": "test/0", "output": 42}\n', "'output' is a JSON int"),
+    (b'{"id": "test/0", "output": "a"}\n{"id": "test/0", "output": "b"}\n', "repeats record 1"),
+    (b'{"id": "nope", "output": "a"}\n', "has id 'nope', not an item of gsm8k"),
+])
+def test_a_broken_predictions_file_is_one_line(capsys, conf_dir, tmp_path, content, expected):
+    path = tmp_path / "predictions.jsonl"
+    path.write_bytes(content)
+    code, lines = _run(capsys, ["--conf", str(conf_dir), "score", "--dataset", "gsm8k", "--predictions", str(path)])
+    assert code == 2 and len(lines) == 1 and expected in lines[0], lines
+
+
+def test_the_wrong_number_of_log_likelihoods_is_one_line(capsys, conf_dir, tmp_path):
+    path = tmp_path / "predictions.jsonl"
+    path.write_text(json.dumps({"id": "test/0", "logprobs": [-1.0, -2.0]}) + "\n")
+    code, lines = _run(capsys, ["--conf", str(conf_dir), "score", "--dataset", "arc_challenge", "--predictions",
+                                str(path)])
+    assert code == 2 and len(lines) == 1 and "2 log-likelihoods for 4 choices" in lines[0], lines
+
+
+def test_a_file_covering_part_of_the_dataset_is_scored_with_a_warning(capsys, conf_dir, tmp_path):
+    path = tmp_path / "predictions.jsonl"
+    path.write_text(json.dumps({"id": "test/0", "output": "The answer is 18."}) + "\n")
+    code, lines = _run(capsys, ["--conf", str(conf_dir), "score", "--dataset", "gsm8k", "--predictions", str(path)])
+    assert code == 0 and any("covers 1 of gsm8k's" in ln and "those items only" in ln for ln in lines), lines
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                  max_size=3), max_leaves=8)
+_RECORD = st.fixed_dictionaries({}, optional={"id": st.one_of(st.sampled_from(["test/0", "test/1", "x"]), _JSON),
+                                              "output": _JSON, "outputs": _JSON, "logprobs": _JSON}) | _JSON
+# The properties call the layer under the command line (which turns PredictionsError and RegistryError into
+# exit 2, as the cases above check): thousands of files in seconds instead of a registry load each.
+_SETTINGS = settings(max_examples=150, deadline=None, derandomize=True,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module")
+def reg(conf_dir):
+    from specbench.registry import load_registry
+
+    return load_registry(conf_dir)
+
+
+@_SETTINGS
+@given(records=st.lists(_RECORD, min_size=1, max_size=4), junk=st.binary(max_size=6))
+def test_generated_prediction_files_are_scored_or_refused_in_one_line(reg, tmp_path, records, junk):
+    from specbench.pipeline.rescore import PredictionsError, rescore
+
+    path = tmp_path / "generated.jsonl"
+    path.write_bytes(b"\n".join(json.dumps(r).encode() for r in records) + (b"\n" + junk if junk else b""))
+    try:
+        report, n = rescore(reg, "gsm8k", path)
+    except PredictionsError as exc:
+        assert "\n" not in str(exc) and str(path) in str(exc)
+    else:
+        assert 1 <= n <= len(records) and "exact_match_strict" in report.metrics
+
+
+_YAML = st.text(alphabet=st.sampled_from(list("key:zz ab-[]{}'\"\n\t#&*!|>%@`$.,01")), max_size=60)
+
+
+@_SETTINGS
+@given(text=_YAML | st.binary(max_size=40))
+def test_generated_registry_files_load_or_are_refused_in_one_line(conf_dir, text):
+    from specbench.registry import RegistryError
+    from specbench.registry.loader import load_file
+    from specbench.registry.schema import DatasetConfig
+
+    path = conf_dir / "datasets" / "zz.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    try:
+        load_file(path, DatasetConfig)
+    except RegistryError as exc:
+        assert "\n" not in str(exc) and "zz.yaml" in str(exc), str(exc)
+    finally:
+        path.unlink()
