@@ -64,11 +64,17 @@ def test_chat_style_answer_redefining_the_function_passes():
 
 
 def test_a_task_needing_an_extra_library():
-    pytest.importorskip("faker", reason="the bigcodebench extra is not installed")
+    """With the bigcodebench extra (Faker) the task is judged; without it (CI, a plain install) it cannot
+    run, says why, and gets no score: either way something is asserted."""
+    import importlib.util
+
     item = ITEMS["BigCodeBench/270"]
     assert "faker" in required_modules(item)
-    (_, ok, _), (_, bad, _) = bigcodebench_pass_at_k([item, item], [[item.reference], [BROKEN]], workers=2)
-    assert ok == {"pass_at_1": 1.0} and bad == {"pass_at_1": 0.0}
+    (_, ok, ok_detail), (_, bad, _) = bigcodebench_pass_at_k([item, item], [[item.reference], [BROKEN]], workers=2)
+    if importlib.util.find_spec("faker") is not None:
+        assert ok == {"pass_at_1": 1.0} and bad == {"pass_at_1": 0.0}
+    else:
+        assert ok == bad == {} and ok_detail["cannot_run"] == "cannot run: faker not installed"
 
 
 def test_unrunnable_tasks_are_counted_apart_and_not_failures():

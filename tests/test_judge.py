@@ -150,6 +150,31 @@ def test_the_judge_is_part_of_a_cells_identity(registry, monkeypatch):
     assert c.config_hash() != a.config_hash()  # a prompt set edited: another cell
 
 
+def test_a_bad_judge_on_the_command_line_is_one_line(capsys, monkeypatch, tmp_path):
+    from specbench import cli
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("SPECBENCH_LOG_DIR", str(tmp_path / "logs"))
+    base = ["evaluate", "--model", "smollm2_135m", "--dataset", "mt_bench", "--samples", "1"]
+    for extra, expected in ((["--judge", "nosuch"], "unknown model 'nosuch'"),
+                            (["--judge", "smollm2_135m", "--judge-engine", "nosuch"],
+                             "--judge-engine: unknown engine 'nosuch'; valid: "),
+                            (["--judge", "bert_test"], "judge bert_test cannot generate")):
+        assert cli.main(base + extra) == 2
+        lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error")]
+        assert len(lines) == 1 and expected in lines[0], lines
+
+
+def test_a_judge_budget_below_one_is_refused(conf_copy):
+    from specbench.registry import RegistryError, load_registry
+
+    path = conf_copy / "datasets" / "mt_bench.yaml"
+    path.write_text(path.read_text().replace("  prompts: fastchat_single_v1\n",
+                                             "  prompts: fastchat_single_v1\n  max_new_tokens: 0\n"))
+    with pytest.raises(RegistryError, match=r"mt_bench.yaml: judge.max_new_tokens: must be >= 1, got 0"):
+        load_registry(conf_copy)
+
+
 @pytest.mark.parametrize(("edit", "message"), [
     ("  prompts: fastchat_single_v1\n", "  prompts: fastchat_single_v2\n"),
     ("  model: llama31_70b\n", "  model: llama_judge\n"),

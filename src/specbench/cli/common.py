@@ -131,3 +131,35 @@ def endpoint_options(args: argparse.Namespace):
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return opts
+
+
+def add_derive_args(parser: argparse.ArgumentParser, model_help: str, recipe_help: str, force_help: str) -> None:
+    """The arguments every command that derives a registry model (quantize, finetune) takes."""
+    parser.add_argument("--model", required=True, help=model_help)
+    parser.add_argument("--recipe", default=None, type=blank_is_none, help=recipe_help)
+    parser.add_argument("--force", type=boolean, nargs="?", const=True, default=False, help=force_help)
+    parser.add_argument("--experiment", default=None)
+    parser.add_argument("--format", choices=["table", "json"], default="table")
+
+
+def print_derived(res: Any, row: dict[str, Any], title: str, fmt: str, dataset: str) -> None:
+    """A derive command's result (``weights.DerivedResult``): its row, its notes, the entry it wrote
+    and the command that evaluates it."""
+    from specbench import tracking
+
+    if fmt == "json":
+        print(json.dumps(row, indent=2, default=str))
+    else:
+        table = Table(title=title, show_header=False)
+        table.add_column("field", style="bold")
+        table.add_column("value")
+        for k, v in row.items():
+            table.add_row(k, str(v))
+        out.print(table)
+    for note in res.notes:
+        err.print(note, highlight=False)
+    if res.wrote_entry:
+        out.print(f"wrote the derived model's registry entry {res.wrote_entry}", highlight=False)
+    if fmt != "json":
+        out.print(f"evaluate it: specbench evaluate --model {res.key} --dataset {dataset}  "
+                  f"({tracking.ui_command()})", highlight=False)

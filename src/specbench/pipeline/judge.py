@@ -76,6 +76,7 @@ def plan_judge(reg: Registry, dataset: DatasetConfig, judge: str | None = None, 
     """The judge of a judged dataset (``judge``: the command line's, else the dataset's own)."""
     from specbench.engines import engine_info
     from specbench.pipeline.plan import CellUnavailable, engine_for, resolve_preset
+    from specbench.registry import RegistryError
 
     cfg = dataset.judge
     if cfg is None:
@@ -86,6 +87,10 @@ def plan_judge(reg: Registry, dataset: DatasetConfig, judge: str | None = None, 
         raise CellUnavailable(f"judge {key} cannot generate, so it cannot judge")
     kind = engine or cfg.engine if judge is None else engine
     kind = kind or (model.engines[0] if model.engines else "vllm")
+    try:
+        engine_info(kind)
+    except ValueError as exc:  # --judge-engine: a user's word, one line
+        raise RegistryError(f"--judge-engine: {exc}") from None
     if engine_for(model, kind) is None:
         raise CellUnavailable(f"judge {key}: the {kind} engine cannot serve it (allowed: {', '.join(model.engines)})")
     remote = engine_info(kind).remote
