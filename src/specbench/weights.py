@@ -15,6 +15,9 @@ unpacked into a float checkpoint (``float/``, what a CPU runs: simulated quantiz
 A model made by a fine-tune recipe (conf/finetune/) is written by `specbench finetune` into the
 same folder: the LoRA adapter merged into the parent's weights (``merged/``), an ordinary
 checkpoint every engine loads.  Either way ``specbench.json`` (the manifest) is written last.
+A machine without the checkpoint takes the one another machine published on the tracking server
+(:mod:`specbench.weights_shared`): located from its manifest, downloaded and verified when materialized.
+The GGUF conversion and the builders live in :mod:`specbench.weights_gguf`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,7 @@ SIMULATED_SOURCE = "awq-unpacked"  # the int4 weights as floats: same values, no
 # `specbench finetune`: the merged checkpoint's folder, its source name, and the trainer's revision
 # (bumped whenever the trainer changes the weights it writes for the same recipe, as the quantizer's).
 MERGED_DIR, FINETUNED_SOURCE, FINETUNER_REVISION = "merged", "finetuned", 1
+DERIVED_SOURCES = ("awq", SIMULATED_SOURCE, FINETUNED_SOURCE)
 
 
 @dataclass
@@ -82,13 +85,31 @@ def derived_dir(model: ModelConfig | str) -> Path:
     return cache_dir() / "models" / (model if isinstance(model, str) else model.key)
 
 
-def derived_manifest(model: ModelConfig | str) -> dict | None:
-    """The record (quantization or fine-tune) of a derived model's checkpoint, or None if there is none yet."""
+def derived_manifest(model: ModelConfig | str, local_only: bool = False) -> dict | None:
+    """The record (quantization or fine-tune) of a derived model's checkpoint, or None if there is none yet:
+    the local one, else (unless ``local_only``) the one published on the tracking server that this
+    machine would fetch (:mod:`specbench.weights_shared`; it carries ``_published``)."""
     path = derived_dir(model) / QUANTIZED_MANIFEST
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
-        return None
+        if local_only:
+            return None
+    from specbench.weights_shared import lookup
+
+    return lookup(model)
+
+
+def generation_cache_path() -> Path:
+    """The generation cache's sqlite file: $SPECBENCH_GENERATION_CACHE (a file, or a folder that gets
+    generations.sqlite), else <cache>/generations.sqlite; weights stay in the (per-machine) cache."""
+    env = os.environ.get("SPECBENCH_GENERATION_CACHE")
+    if not env:
+        return cache_dir() / "generations.sqlite"
+    path = Path(env).expanduser()
+    path = path / "generations.sqlite" if path.is_dir() or not path.suffix else path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def checkpoint_digest(folder: Path) -> str:
@@ -177,8 +198,10 @@ def runnable_reason(model: ModelConfig, gpus: int | None = None) -> str | None:
             and model.recipe is None:  # derived models run unpacked on a CPU (simulated quantization)
         reasons.append(f"{model.quantization.value} kernels need a GPU")
     if model.recipe is not None and derived_manifest(model) is None:
+        from specbench.weights_shared import none_published
+
         reasons.append(f"no {'fine-tuned' if is_finetuned(model) else 'quantized'} checkpoint yet; run "
-                       f"`{derive_command(model)}`")
+                       f"`{derive_command(model)}`{none_published()}")
     if model.gated and not _hf_token():
         reasons.append(f"{model.hf_id} is gated: accept its licence on the hub and set HF_TOKEN "
                        "(or run `hf auth login`)")
@@ -237,6 +260,8 @@ def materialize(model: ModelConfig, located: ResolvedModel) -> ResolvedModel:
     if located.source in ("gguf", "built"):
         out = Path(located.path)
         if not (out / "specbench.json").is_file():
+            from specbench.weights_gguf import _build, _convert_gguf
+
             if located.source == "gguf":
                 _convert_gguf(_find_gguf(model), out, model)
             else:
@@ -244,6 +269,10 @@ def materialize(model: ModelConfig, located: ResolvedModel) -> ResolvedModel:
         return located
     if located.source == "hub":
         return _from_hub(model)
+    if located.source in DERIVED_SOURCES and model.recipe is not None:  # a published one is fetched once
+        from specbench.weights_shared import ensure_local
+
+        ensure_local(model.key, located.revision.split(":", 1)[1])
     return located
 
 
@@ -344,58 +373,3 @@ def _built_digest(gguf_digest: str, builder: str) -> str:
     # what else the builder reads (the test encoder: the slices its vocabulary is counted from)
     inputs = getattr(BUILDERS.get(builder), "inputs_digest", lambda: "")()
     return hashlib.sha256(f"{gguf_digest}:{builder}:{BUILDER_REVISION}:{inputs}".encode()).hexdigest()[:12]
-
-
-def _build(model: ModelConfig, out: Path) -> None:
-    """A model assembled from the GGUF's text model (converted into a scratch folder first) by the
-    builder its ``offline.build`` names (see :mod:`specbench.builders`); atomic like the conversion."""
-    import shutil
-    import tempfile
-
-    from specbench.builders import BUILDERS
-
-    assert model.offline is not None and model.offline.build is not None
-    builder = BUILDERS.get(model.offline.build)
-    if builder is None:
-        raise ModelUnavailable(f"{model.key}: unknown builder '{model.offline.build}'; valid: {', '.join(BUILDERS)}")
-    t0 = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
-        text_dir = Path(scratch) / "text"
-        if getattr(builder, "text_model", True):  # a builder that uses no text model skips the conversion
-            _convert_gguf(_find_gguf(model), text_dir, model)
-        tmp = Path(scratch) / "built"
-        builder(text_dir, tmp, 0)
-        (tmp / "specbench.json").write_text(json.dumps({
-            "model": model.key, "builder": model.offline.build, "random_weights": model.random_weights,
-            "built_s": round(time.perf_counter() - t0, 1)}))
-        try:
-            tmp.rename(out)
-        except OSError:  # a concurrent builder won the race
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _convert_gguf(gguf: Path, out: Path, model: ModelConfig) -> None:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    t0 = time.perf_counter()
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    lm = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    # The dequantized weights are plain tensors now; drop the GGUF quantizer so that
-    # save_pretrained writes an ordinary checkpoint that vLLM can read.
-    lm.hf_quantizer = None
-    if hasattr(lm.config, "quantization_config"):
-        del lm.config.quantization_config
-    lm.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    (tmp / "specbench.json").write_text(json.dumps({
-        "model": model.key, "gguf": str(gguf), "converted_s": round(time.perf_counter() - t0, 1),
-    }))
-    try:
-        tmp.rename(out)  # atomic: a concurrent converter loses the race harmlessly
-    except OSError:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from rich.markup import escape
 
@@ -21,8 +22,16 @@ from specbench.registry import RegistryError, load_registry
 __all__ = ["USAGE_ERROR", "UsageError", "build_parser", "main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with bad arguments reported as the one line every other user error is (what, where,
+    what would be valid) and a pointer to ``--help``, instead of the whole usage block; exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="specbench",
+    p = _Parser(prog="specbench",
                                 description="Specialist-vs-generalist LLM evaluation, tracked in MLflow.")
     p.add_argument("--conf", help="conf/ directory (default: ./conf, or $SPECBENCH_CONF)")
     p.add_argument("--verbose", action="store_true",
@@ -62,6 +71,15 @@ def _main(argv: list[str]) -> int:
     except (RegistryError, UsageError) as exc:
         err.print(f"[red]error[/red]: {escape(str(exc))}", highlight=False, soft_wrap=True)
         return USAGE_ERROR
+    except Exception as exc:
+        from specbench import tracking  # only now: importing it imports MLflow
+
+        # another live invocation owns these runs: the user's to resolve (one line, exit 2); a store
+        # that cannot be reached: a fault, not bad input (one line, exit 1); anything else: a bug, shown whole
+        if not isinstance(exc, (tracking.RunInUse, tracking.TrackingUnavailable)):
+            raise
+        err.print(f"[red]error[/red]: {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return USAGE_ERROR if isinstance(exc, tracking.RunInUse) else 1
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import json
 from rich.markup import escape
 
 from specbench.cli.common import UsageError, blank_is_none, boolean, emit, err, out, tags_arg
+from specbench.redact import redact_url
 from specbench.registry import Registry
 
 
@@ -26,7 +27,8 @@ def cmd_compare(reg: Registry, args: argparse.Namespace) -> int:
     except tracking.TrackingError as exc:
         raise UsageError(str(exc)) from None
     if not comp.categories and comp.framework is None:
-        raise UsageError(f"no cell runs match {sel.describe() or 'any experiment'} in {tracking.tracking_uri()}")
+        raise UsageError(f"no cell runs match {sel.describe() or 'any experiment'} "
+                         f"in {redact_url(tracking.tracking_uri())}")
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = Path(args.output) if args.output else Path(tmp) / "compare"
         if args.output or args.log:  # figures only where they are kept
@@ -66,7 +68,7 @@ def cmd_compare(reg: Registry, args: argparse.Namespace) -> int:
     if args.output:
         out.print(f"tables and figures in {args.output}")
     if run_id:
-        out.print(f"compare run {run_id} ({tracking.tracking_uri()})")
+        out.print(f"compare run {run_id} ({redact_url(tracking.tracking_uri())})")
     return 0
 
 

@@ -78,16 +78,44 @@ def boolean(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got '{text}'")
 
 
-def optional(kind: type):
-    """An argparse type where '' means "not given"."""
+def optional(kind: type, minimum: float | None = None, above: float | None = None):
+    """An argparse type where '' means "not given"; numbers must be finite (no NaN or inf) and at
+    least ``minimum`` / greater than ``above`` when given, so a negative timeout or a NaN seed is one
+    usage line, not a failure deep inside a run."""
     def parse(text: str):
         if not text.strip():
             return None
         try:
-            return kind(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got '{text}'") from None
+            raise argparse.ArgumentTypeError(f"expected a {_kind_name(kind, minimum, above)}, got '{text}'") from None
+        bad = value != value or value in (float("inf"), float("-inf"))  # NaN or infinite
+        bad = bad or (minimum is not None and value < minimum) or (above is not None and value <= above)
+        if bad:
+            raise argparse.ArgumentTypeError(f"expected a {_kind_name(kind, minimum, above)}, got '{text}'")
+        return value
     return parse
+
+
+def _kind_name(kind: type, minimum: float | None, above: float | None) -> str:
+    name = {"int": "whole number", "float": "number"}.get(kind.__name__, kind.__name__)
+    if above == 0:
+        return f"positive {name}"
+    if minimum == 0:
+        return f"non-negative {name}"
+    if minimum is not None:
+        return f"{name} >= {minimum:g}"
+    if above is not None:
+        return f"{name} > {above:g}"
+    return f"finite {name}" if kind is float else name
+
+
+def seed_arg(text: str) -> int | None:
+    """--seed N: a non-negative whole number below 2**32 (what numpy, torch and vLLM accept alike)."""
+    value = optional(int, minimum=0)(text)
+    if value is not None and value >= 2**32:
+        raise argparse.ArgumentTypeError(f"expected a non-negative whole number below 2**32, got '{text}'")
+    return value
 
 
 def tags_arg(text: str) -> dict[str, str]:
@@ -109,9 +137,13 @@ def add_endpoint_args(parser: argparse.ArgumentParser) -> None:
                    help="environment variable holding the API key (default: OPENAI_API_KEY; the key is never logged)")
     g.add_argument("--served-name", type=blank_is_none, default=None,
                    help="model name sent to the endpoint (default: the registry entry's served_name, else hf_id)")
-    g.add_argument("--concurrency", type=optional(int), default=None, help="requests in flight (default 8)")
-    g.add_argument("--timeout", type=optional(float), default=None, help="seconds per request (default 600)")
-    g.add_argument("--retries", type=optional(int), default=None, help="retries of a failed request (default 2)")
+    g.add_argument("--concurrency", type=optional(int, minimum=1), default=None,
+                   help="requests in flight (default 8)")
+    g.add_argument("--timeout", type=optional(float, above=0), default=None,
+                   help="seconds per attempt of a request (default 600)")
+    g.add_argument("--retries", type=optional(int, minimum=0), default=None,
+                   help="retries of a failed request, each with --timeout (default 2); a request "
+                        "that still fails fails the cell, its answered siblings stay cached")
     g.add_argument("--multiple-choice", type=blank_is_none, default=None, metavar="{loglikelihood,generate}",
                    help="answer multiple choice by choice log-likelihoods, or generate the letter (chat-only "
                         "endpoints; default: the model's registry entry)")

@@ -19,7 +19,9 @@ from specbench.cli.common import (
     out,
     print_metrics,
     samples_arg,
+    seed_arg,
 )
+from specbench.redact import redact_url
 from specbench.registry import Registry
 
 
@@ -34,6 +36,7 @@ def cmd_evaluate(reg: Registry, args: argparse.Namespace) -> int:
     if not args.dataset:
         raise UsageError("give --dataset NAME (or --datasets a,b,c)")
     model, adhoc = model_for(reg, args.model)
+    pull_tuned(reg, args.preset, [model.key])
     if args.engine is None:  # the model's preferred engine (an encoder's, BioGPT's transformers), else vLLM
         args.engine = model.engines[0] if model.engines else "vllm"
     plans: list[pipeline.CellPlan] = []
@@ -61,7 +64,7 @@ def cmd_evaluate(reg: Registry, args: argparse.Namespace) -> int:
                                        extra_tags=adhoc.tags if adhoc else None,
                                        extra_params=adhoc.params if adhoc else None)
             print_metrics(f"{plan.model.key}@{plan.dataset.key}", result.metrics, plan.dataset.main_metric)
-            out.print(f"run {result.run_id} {result.status} in {uri}")
+            out.print(f"run {result.run_id} {result.status} in {redact_url(uri)}")
             if result.status != "FINISHED":
                 err.print(f"[red]error[/red]: {escape(result.error or '')}", highlight=False)
                 failed += 1
@@ -113,16 +116,31 @@ def cmd_score(reg: Registry, args: argparse.Namespace) -> int:
 def cmd_run_category(reg: Registry, args: argparse.Namespace) -> int:
     from specbench import pipeline, tracking
     from specbench.pipeline.endpoint import configure_category
+    from specbench.pipeline.executors import ExecutorError, executor_names, make_executor
 
-    cplan = pipeline.plan_category(reg, args.name, preset=args.preset, engine=args.engine, samples=args.samples,
-                                   seed=args.seed, models=args.models, datasets=args.datasets,
-                                   baselines=args.baselines, secondary=args.secondary,
-                                   slice_policy=args.slice_policy, judge=args.judge, judge_engine=args.judge_engine)
+    if args.executor not in executor_names():  # checked before planning: a dry run refuses it too
+        raise UsageError(f"--executor {args.executor}: valid: {', '.join(executor_names())}")
+
+    def plan() -> pipeline.CategoryPlan:
+        return pipeline.plan_category(reg, args.name, preset=args.preset, engine=args.engine, samples=args.samples,
+                                      seed=args.seed, models=args.models, datasets=args.datasets,
+                                      baselines=args.baselines, secondary=args.secondary,
+                                      slice_policy=args.slice_policy, judge=args.judge,
+                                      judge_engine=args.judge_engine)
+
+    cplan = plan()
+    if pull_tuned(reg, args.preset, [c.model for c in cplan.cells]):  # the team server had presets conf/ lacks
+        cplan = plan()
     cplan = configure_category(cplan, endpoint_options(args))
     _print_plan(cplan)
     warn_partial(cplan.partial_splits())
     if args.dry_run:
         return 0
+    executor = make_executor(args.executor, **({"address": args.ray_address} if args.executor == "ray" else {}))
+    try:
+        executor.start()  # an unreachable cluster: one line, exit 2, before any run is opened
+    except ExecutorError as exc:
+        raise UsageError(str(exc)) from None
     uri = tracking.setup(args.experiment)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -130,12 +148,27 @@ def cmd_run_category(reg: Registry, args: argparse.Namespace) -> int:
                   console=err) as progress:
         task = progress.add_task(f"{cplan.category}: cells", total=len(cplan.runnable))
         result = pipeline.run_category(cplan, use_cache=not args.no_cache, experiment=args.experiment,
-                                       on_cell=lambda row: progress.update(
+                                       executor=executor, on_cell=lambda row: progress.update(
                                            task, advance=1, description=f"{row['cell']}: {row['status']}"))
     emit(result.rows, ["cell", "role", "status", "main_metric", "value", "output_tokens_per_s", "peak_rss_mb",
                        "run_id", "note"], "table", f"category {cplan.category} (parent run {result.parent_run_id})")
-    out.print(f"open the runs: {tracking.ui_command()}  (store {uri})")
+    out.print(f"open the runs: {redact_url(tracking.ui_command())}  (store {redact_url(uri)})")
     return result.exit_code
+
+
+def pull_tuned(reg: Registry, preset: str | None, model_keys: list[str]) -> bool:
+    """``--preset tuned`` for models whose conf/ has no tuned preset: the newest one a sweep published
+    on the tracking server (docs/sweeps.md, *Shared tuned presets*), for this command only."""
+    from specbench.pipeline.plan import TUNED
+
+    if preset != TUNED:
+        return False
+    from specbench.sweep.preset import pull_tuned_presets
+
+    found = pull_tuned_presets(reg, model_keys)
+    for key, origin in found.items():
+        err.print(f"tuned preset of {escape(key)}: fetched from {escape(origin)}", highlight=False)
+    return bool(found)
 
 
 def warn_partial(notes: list[str]) -> None:
@@ -147,10 +180,12 @@ def warn_partial(notes: list[str]) -> None:
 
 def _print_plan(cplan) -> None:
     rows = [{"cell": c.name, "role": c.role, "engine": c.engine, "gpus": c.needs["gpus"],
-             "tp": c.needs["tensor_parallel"], "weights_gb": c.needs["weights_gb"],
+             "tp": c.needs["tensor_parallel"], "pp": c.needs["pipeline_parallel"], "backend": c.needs["backend"],
+             "gpus_req": c.needs["gpus_requested"], "weights_gb": c.needs["weights_gb"],
              "mem/gpu_gb": c.needs["memory_per_gpu_gb"], "status": "runnable" if c.reason is None else "skip"}
             for c in cplan.cells]
-    emit(rows, ["cell", "role", "engine", "gpus", "tp", "weights_gb", "mem/gpu_gb", "status"], "table",
+    emit(rows, ["cell", "role", "engine", "gpus", "tp", "pp", "backend", "gpus_req", "weights_gb", "mem/gpu_gb",
+                "status"], "table",
           f"plan {cplan.category}: {len(cplan.runnable)} runnable, {len(cplan.skipped)} skipped "
           f"(digest {cplan.digest()})")
     reasons: dict[str, list[str]] = {}
@@ -182,7 +217,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     cp.add_argument("--preset", type=blank_is_none, default=None, help="engine preset (default: each model's)")
     cp.add_argument("--samples", type=samples_arg, default=None, help="first N items of each dataset")
     cp.add_argument("--engine", choices=engine_names(), default="vllm")
-    cp.add_argument("--seed", type=int, default=0)
+    cp.add_argument("--seed", type=seed_arg, default=0)
     cp.add_argument("--models", type=csv_list, default=None, help="comma-separated subset of the category's models")
     cp.add_argument("--datasets", type=csv_list, default=None, help="comma-separated subset of its datasets")
     cp.add_argument("--baselines", type=boolean, default=True, help="include generalist baselines (default true)")
@@ -194,6 +229,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     help="a cell that would read only an offline slice of its split (no hub): warn loudly "
                          "(default) or refuse it")
     cp.add_argument("--experiment", default=None)
+    cp.add_argument("--executor", default="local",
+                    help="where cells run: local (one model after another here) or ray (one actor per model on a "
+                         "Ray cluster; docs/ray.md)")
+    cp.add_argument("--ray-address", type=blank_is_none, default=None,
+                    help="the Ray cluster with --executor ray, e.g. auto or ray://head:10001 (default: $RAY_ADDRESS, "
+                         "else a local cluster started for this command)")
     add_judge_arguments(cp)
     add_endpoint_args(cp)
     cp.set_defaults(func=cmd_run_category)
@@ -207,7 +248,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ep.add_argument("--preset", type=blank_is_none, default=None, help="engine preset (default: the model's)")
     ep.add_argument("--engine", choices=engine_names(), default=None,
                     help="default: the first engine the model's registry entry lists, else vllm")
-    ep.add_argument("--seed", type=int, default=0)
+    ep.add_argument("--seed", type=seed_arg, default=0)
     ep.add_argument("--slice-policy", choices=["warn", "fail"], default="warn",
                     help="a cell that would read only an offline slice of its split (no hub): warn loudly "
                          "(default) or refuse it")

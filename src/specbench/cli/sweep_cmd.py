@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from specbench.cli.common import UsageError, blank_is_none, err, optional, out
+from specbench.cli.common import UsageError, blank_is_none, err, optional, out, seed_arg
 from specbench.registry import Registry
 
 
@@ -69,14 +69,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     # Empty values mean "the default", so MLproject can pass every parameter through as given.
     wp.add_argument("--spec", default=None, type=blank_is_none,
                     help="sweeps/<name>.yaml or a path (default: cpu, or gpu with GPUs)")
-    wp.add_argument("--n-trials", type=optional(int), default=None,
+    wp.add_argument("--n-trials", type=optional(int, minimum=1), default=None,
                     help="trials for this worker (default: the spec's)")
-    wp.add_argument("--timeout", type=optional(float), default=None,
+    wp.add_argument("--timeout", type=optional(float, above=0), default=None,
                     help="seconds for this worker (default: the spec's)")
     wp.add_argument("--storage", default=None, type=blank_is_none,
                     help="Optuna storage: RDB URL or journal:PATH (default sqlite:///./optuna.db)")
     wp.add_argument("--study", default=None, help="study name (default sweep-<model>-<spec>)")
-    wp.add_argument("--seed", type=int, default=None, help="sampler seed (default: the spec's)")
+    wp.add_argument("--seed", type=seed_arg, default=None, help="sampler seed (default: the spec's)")
     wp.add_argument("--no-preset", action="store_true", help="do not write conf/presets/tuned_<model>.yaml")
     wp.add_argument("--experiment", default=None)
     wp.add_argument("--format", choices=["table", "json"], default="table")

@@ -11,6 +11,8 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +27,9 @@ Message = dict[str, Any]
 # template (the same alias as specbench.data.Prompt, which builds them; engines do not import data).
 Prompt = str | list[Message]
 Images = list[list[Any]]  # per prompt, its decoded images (PIL.Image.Image), in placeholder order
+# Answers of one call as they arrive: {index in the call's prompts/requests: texts (generate) or
+# LoglikResult (loglikelihood)}; see Engine.delivering.
+Sink = Callable[[dict[int, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,16 @@ class EngineStats:
     served_by: str | None = None  # the run whose cached answers served the whole last call, if one did
 
 
+class RequestsFailed(RuntimeError):
+    """Some requests of one call failed for good (an endpoint's errors after its retries) while the
+    others were answered -- and handed to the sink as they came, so the generation cache has them.
+    The message is one line; ``failed`` maps each failed position of the call to why."""
+
+    def __init__(self, message: str, failed: dict[int, str]) -> None:
+        super().__init__(message)
+        self.failed = failed
+
+
 @dataclass
 class LoglikResult:
     """Per (context, continuation) pair: summed log-probability and greedy flag."""
@@ -106,6 +121,27 @@ class Engine(ABC):
     def __init__(self) -> None:
         self.params: dict[str, Any] = {}  # engine arguments actually used
         self.load_s: float = 0.0
+        self._sink: Sink | None = None
+
+    @contextmanager
+    def delivering(self, sink: Sink | None) -> Iterator[None]:
+        """Within this block the engine hands each answer to ``sink`` as soon as it has it (a
+        finished vLLM request, a transformers batch, an endpoint's response), before the call
+        returns -- or raises.  The generation cache writes them there, so a process killed mid-call,
+        or a call that fails on some requests, loses only the answers still in flight.  An engine
+        that never calls :meth:`deliver` (a plugin's) is still correct: its answers are kept when
+        the call returns."""
+        previous, self._sink = getattr(self, "_sink", None), sink
+        try:
+            yield
+        finally:
+            self._sink = previous
+
+    def deliver(self, answers: dict[int, Any]) -> None:
+        """Hand finished answers to the sink, if any (called by engines, in the calling thread)."""
+        sink = getattr(self, "_sink", None)  # getattr: subclasses that never call Engine.__init__
+        if sink is not None and answers:
+            sink(answers)
 
     @abstractmethod
     def generate(self, prompts: list[Prompt], params: GenParams, images: Images | None = None) -> Generation:

@@ -13,20 +13,47 @@ Each entry remembers the run that generated it, and the cache keeps that run's p
 figures (throughput, latency, memory): a cell answered entirely from the cache carries the
 figures of the run that made its outputs, marked as such, so every cell of a category has
 the same metric keys whichever store it is tracked in (the cache is shared by all of them).
+
+Answers are written as they arrive, not when a call returns: the wrapped engine hands each
+finished answer to the cache (``Engine.delivering``) -- vLLM each request as it finishes (so a
+SIGKILL loses only the requests in flight, at most ``max_num_seqs``), transformers each batch,
+an endpoint each response -- and every hand-over is one committed sqlite transaction (WAL,
+``synchronous=NORMAL``: durable against a killed process; a rollback journal where
+SPECBENCH_GENERATION_CACHE puts the file on a shared filesystem).  A call that then fails (an endpoint
+that refused some requests after its retries) leaves its successful answers in the cache, so a
+re-run asks only for the missing ones.  There is no chunking of the prompts: vLLM still sees the
+whole list at once and schedules it exactly as without a cache.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from specbench.engines.base import Embedded, Engine, EngineStats, Generation, GenParams, Images, LoglikResult, Prompt
+from specbench.engines.base import (
+    Embedded,
+    Engine,
+    EngineStats,
+    Generation,
+    GenParams,
+    Images,
+    LoglikResult,
+    Prompt,
+    RequestsFailed,
+)
 from specbench.identity import digest
-from specbench.weights import cache_dir
+from specbench.weights import generation_cache_path
+
+
+def shared_location() -> bool:
+    """True where SPECBENCH_GENERATION_CACHE puts the cache elsewhere, as a team does on a shared filesystem."""
+    return bool(os.environ.get("SPECBENCH_GENERATION_CACHE"))
 
 
 class GenerationCache:
@@ -34,10 +61,20 @@ class GenerationCache:
     generating run's performance figures."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or cache_dir() / "generations.sqlite"
+        self.path = path or generation_cache_path()
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        if shared_location():
+            # a shared filesystem (NFS and the like): WAL needs shared memory that only one machine
+            # sees, so sqlite's rollback journal, with sqlite's file locks between machines
+            self._db.execute("PRAGMA journal_mode=DELETE")
+            self._db.execute("PRAGMA synchronous=FULL")
+        else:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL: each commit is in the log before put_many returns, so a killed process keeps
+            # it (only a power loss can drop the last commits); no fsync per write, so writing every
+            # answer as it arrives costs microseconds.
+            self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         if "run" not in {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}:
             self._db.execute("ALTER TABLE entries ADD COLUMN run TEXT")  # caches made before origins were kept
@@ -162,27 +199,61 @@ class CachingEngine(Engine):
         gen = Generation(texts=[], prompt_tokens=0, output_tokens=0, wall_s=0.0)
         if miss:
             todo = [prompts[i] for i in miss]
-            gen = (self.engine().generate(todo, params, images=[images[i] for i in miss]) if images
-                   else self.engine().generate(todo, params))
+            engine = self.engine()
+            kept: set[int] = set()  # positions in todo already written by the sink
+            with engine.delivering(self._writer(keys, miss, kept, lambda t: t)), self._kept_on_failure(miss, kept):
+                gen = (engine.generate(todo, params, images=[images[i] for i in miss]) if images
+                       else engine.generate(todo, params))
             for i, t in zip(miss, gen.texts, strict=True):
                 texts[i] = t
-            if self.cache:  # a prompt the engine did not send has no answer to keep
+            if self.cache:  # the rest (an engine that delivers nothing); a prompt not sent has no answer to keep
                 self.cache.put_many({keys[i]: t for j, (i, t) in enumerate(zip(miss, gen.texts, strict=True))
-                                     if j not in gen.skipped}, self._run)
+                                     if j not in gen.skipped and j not in kept}, self._run)
         return Generation(texts=texts, prompt_tokens=gen.prompt_tokens, output_tokens=gen.output_tokens,
                           wall_s=gen.wall_s, latencies_s=gen.latencies_s, cached=len(prompts) - len(miss),
                           skipped={miss[j]: why for j, why in gen.skipped.items()})
+
+    def _writer(self, keys: list[str], miss: list[int], kept: set[int],
+              value: Callable[[Any], Any]) -> Callable[[dict[int, Any]], None] | None:
+        """What the engine hands answers to as they arrive: each batch of them is one committed
+        write (positions are in the engine's call, i.e. into ``miss``)."""
+        if self.cache is None:
+            return None
+        cache = self.cache
+
+        def write(answers: dict[int, Any]) -> None:
+            cache.put_many({keys[miss[j]]: value(v) for j, v in answers.items()}, self._run)
+            kept.update(answers)
+        return write
+
+    @contextmanager
+    def _kept_on_failure(self, miss: list[int], kept: set[int]) -> Iterator[None]:
+        """A call that failed on some requests says what the cache kept of the others (positions
+        mapped back to the caller's)."""
+        try:
+            yield
+        except RequestsFailed as exc:
+            if self.cache is None or not kept:
+                raise
+            raise RequestsFailed(f"{exc}; the {len(kept)} answers are in the generation cache, so a re-run "
+                                 f"asks only for the {len(exc.failed)} that failed",
+                                 {miss[j]: why for j, why in exc.failed.items()}) from None
 
     def loglikelihood(self, requests: list[tuple[Prompt, str]]) -> list[LoglikResult]:
         keys = [_ll_key(self.scope, c, x) for c, x in requests]
         found, miss = self._find(keys)
         out: list[LoglikResult | None] = [LoglikResult(*found[k]) if k in found else None for k in keys]
         if miss:
-            res = self.engine().loglikelihood([requests[i] for i in miss])
+            engine = self.engine()
+            kept: set[int] = set()
+            with engine.delivering(self._writer(keys, miss, kept, lambda r: [r.logprob, r.is_greedy])), \
+                    self._kept_on_failure(miss, kept):
+                res = engine.loglikelihood([requests[i] for i in miss])
             for i, r in zip(miss, res, strict=True):
                 out[i] = r
             if self.cache:
-                self.cache.put_many({keys[i]: [r.logprob, r.is_greedy] for i, r in zip(miss, res, strict=True)},
+                self.cache.put_many({keys[i]: [r.logprob, r.is_greedy]
+                                     for j, (i, r) in enumerate(zip(miss, res, strict=True)) if j not in kept},
                                     self._run)
         return [r for r in out if r is not None]
 

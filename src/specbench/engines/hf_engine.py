@@ -132,6 +132,7 @@ class HFEngine(Engine):
                     outs.append(text)
                     output_tokens += _generated_len(row, self.tokenizer)
                 results[i] = outs
+            self.deliver({i: results[i] for i in idx})  # the generation cache keeps each batch as it ends
         out = [results[i] for i in range(len(texts))]
         return Generation(texts=out, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
                           wall_s=time.perf_counter() - t0)

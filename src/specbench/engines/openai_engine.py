@@ -10,17 +10,26 @@ OPENAI_BASE_URL and OPENAI_API_KEY as the ``openai`` client reads them.  The CLI
 Requests go out concurrently with a bound (a thread pool), so a remote server can batch them
 the way an in-process engine would.  The endpoint is asked for its models when the engine
 starts, so an unreachable URL or a model it does not serve fails the cell in one line.
+
+Faults (docs/endpoints.md): each request has ``timeout_s`` per attempt and ``max_retries``
+retries (the openai client's: connection errors, timeouts, 408/409/429, 5xx, with backoff).
+Each answer goes to the generation cache as it arrives; requests that still fail do not stop
+the others, and the call then fails the cell with their reasons (``RequestsFailed``): a score
+over a subset of the items would not be the model's, and a re-run asks only for the failed ones.
+A prompt the endpoint refuses as malformed (400) fails only its own item, never retried.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 from specbench.engines import register_engine
-from specbench.engines.base import Engine, Generation, GenParams, LoglikResult, Prompt
+from specbench.engines.base import Engine, Generation, GenParams, LoglikResult, Prompt, RequestsFailed
 from specbench.registry.schema import ModelConfig, PresetConfig
 from specbench.weights import ResolvedModel
 
@@ -106,11 +115,71 @@ class OpenAIEngine(Engine):
 
     def generate(self, prompts: list[Prompt], params: GenParams) -> Generation:
         t0 = time.perf_counter()
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            res = list(pool.map(lambda p: self._one(p, params), prompts))
-        return Generation(texts=[r[0] for r in res], prompt_tokens=sum(r[1] for r in res),
-                          output_tokens=sum(r[2] for r in res), wall_s=time.perf_counter() - t0,
-                          latencies_s=[r[3] for r in res])
+        res, refused = self._gather(lambda p: self._one(p, params), prompts, answer=lambda r: r[0],
+                                    refusable=True)
+        done = [r for _, r in sorted(res.items())]
+        return Generation(texts=[res[i][0] if i in res else [""] * params.n for i in range(len(prompts))],
+                          prompt_tokens=sum(r[1] for r in done), output_tokens=sum(r[2] for r in done),
+                          wall_s=time.perf_counter() - t0, latencies_s=[r[3] for r in done], skipped=refused)
+
+    def _gather(self, call: Callable[[Any], Any], items: list[Any], answer: Callable[[Any], Any],
+                refusable: bool = False) -> tuple[dict[int, Any], dict[int, str]]:
+        """Every item through ``call``, at most ``concurrency`` requests in flight, each answer
+        handed to the sink (the generation cache) as it arrives.  The openai client retries what
+        may pass on a second try (connection errors, timeouts, 408/409/429 and 5xx) ``max_retries``
+        times with backoff; what still fails is collected, the other requests go on, and the call
+        then raises :class:`RequestsFailed` naming them.  With ``refusable``, a request the endpoint
+        refuses as malformed (400: e.g. longer than its context) fails only its own item, as an
+        over-context prompt does in vLLM: it is returned with why, never retried."""
+        import openai
+
+        answers: dict[int, Any] = {}
+        refused: dict[int, str] = {}
+        failed: dict[int, str] = {}
+        pool = ThreadPoolExecutor(self.concurrency)
+        try:
+            futures = {pool.submit(call, x): i for i, x in enumerate(items)}
+            for fut in as_completed(futures):
+                i = futures[fut]
+                try:
+                    answers[i] = fut.result()
+                except openai.BadRequestError as exc:
+                    if not refusable:
+                        failed[i] = self._why(exc)
+                    else:
+                        refused[i] = f"refused by the endpoint: {self._why(exc)}"
+                    continue
+                except Exception as exc:  # noqa: BLE001 - one request's failure, reported with the others
+                    failed[i] = self._why(exc)
+                    continue
+                self.deliver({i: answer(answers[i])})
+        finally:  # interrupted: requests not started are dropped, not sent after all
+            pool.shutdown(wait=True, cancel_futures=True)
+        if failed:
+            reasons = Counter(failed.values()).most_common()
+            said = "; ".join(f"{why} (x{n})" if n > 1 else why for why, n in reasons[:2])
+            more = f"; {len(reasons) - 2} other reasons" if len(reasons) > 2 else ""
+            raise RequestsFailed(f"{len(failed)} of {len(items)} requests to {self.params['base_url']} failed "
+                                 f"(each retried up to {self.params['max_retries']} times, --retries): "
+                                 f"{said}{more}; {len(answers)} were answered", failed)
+        return answers, refused
+
+    def _why(self, exc: Exception) -> str:
+        """One request's failure in a few words (the first line of what the endpoint said)."""
+        import openai
+
+        def first(text: object) -> str:
+            line = str(text).strip().splitlines()[0] if str(text).strip() else ""
+            return line if len(line) <= 160 else line[:157] + "..."
+
+        if isinstance(exc, openai.APITimeoutError):
+            return f"no answer within {self.params['timeout_s']:g} s (--timeout)"
+        if isinstance(exc, openai.APIStatusError):
+            return f"HTTP {exc.status_code}: {first(exc.message)}"
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__ or exc
+            return f"connection failed ({type(cause).__name__}: {first(cause) or 'no answer'})"
+        return f"{type(exc).__name__}: {first(exc)}"
 
     def loglikelihood(self, requests: list[tuple[Prompt, str]]) -> list[LoglikResult]:
         """Completions with echo + logprobs (vLLM serve supports it): score the continuation's tokens.
@@ -137,5 +206,5 @@ class OpenAIEngine(Engine):
                     greedy = greedy and max(top.values()) <= tok_lp + 1e-6
             return LoglikResult(total, greedy)
 
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            return list(pool.map(one, requests))
+        res, _ = self._gather(one, requests, answer=lambda r: r)
+        return [res[i] for i in range(len(requests))]

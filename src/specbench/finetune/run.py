@@ -3,7 +3,9 @@
 As with `specbench quantize`, everything is written into a temporary folder beside the final one
 and renamed into place only once the run has recorded it, manifest last, and an up-to-date
 checkpoint (same recipe digest, same parent revision, current trainer) is reused: the run then
-records it with ``reused=true`` and trains nothing.
+records it with ``reused=true`` and trains nothing; one published on the tracking server by
+another machine is fetched and reused the same way, and a checkpoint trained here is published
+when the store is shared (:mod:`specbench.weights_shared`).
 """
 
 from __future__ import annotations
@@ -27,13 +29,12 @@ from specbench.weights import (
     DerivedResult,
     ModelUnavailable,
     checkpoint_digest,
-    checkpoint_outdated,
     derived_dir,
-    derived_manifest,
     gpu_count,
     install_derived,
     resolve,
 )
+from specbench.weights_shared import existing_checkpoint, publish, publishing_enabled, reuse_published
 
 if TYPE_CHECKING:  # pragma: no cover
     from contextlib import AbstractContextManager
@@ -72,20 +73,21 @@ def finetune(reg: Registry, model_key: str, *, recipe: str | None = None, force:
         raise FinetuneError(str(exc)) from None
 
     final = derived_dir(target.key)
-    old = derived_manifest(target.key)
-    if (old and not force and old.get("kind") == "finetune"
-            and checkpoint_outdated(old, target.spec.digest()) is None
-            and old.get("parent_revision") == parent_w.revision):
+    found = None if force else existing_checkpoint(target.key, "finetune", target.spec.digest(), parent_w.revision)
+    if found:
         with _open_run(target, experiment) as run:
-            _record(run, old, reused=True)
-        return FinetuneResult(target.key, target.parent.key, target.spec.key, final, old, run.run_id, reused=True,
-                              notes=["an up-to-date checkpoint exists; --force trains again"])
+            _record(run, found[0], reused=True)
+            notes = reuse_published(run, target.key, found)
+        return FinetuneResult(target.key, target.parent.key, target.spec.key, final, found[0], run.run_id,
+                              reused=True, notes=[*notes, "--force trains again"])
 
     tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")
     try:
         with _open_run(target, experiment) as run:
             manifest = _train_into(target, loaded, parent_w.path, parent_w.revision, tmp, run, reg)
             _record(run, manifest, reused=False)
+            if publishing_enabled():  # before the install: a failed upload fails the run, as it should
+                publish(run, tmp)
         install_derived(tmp, final)  # only a recorded training replaces the checkpoint
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

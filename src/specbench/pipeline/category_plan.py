@@ -12,7 +12,7 @@ from specbench.hub import hub_offline, hub_unreachable
 from specbench.identity import digest
 from specbench.pipeline.plan import TUNED, CellPlan, CellUnavailable, engine_for, plan_cell, resolve_preset
 from specbench.registry import Registry, RegistryError, suggest
-from specbench.registry.schema import ModelConfig, PresetConfig, Status
+from specbench.registry.schema import ModelConfig, PresetConfig, Status, parallelism
 from specbench.weights import ModelUnavailable, ResolvedModel, gpu_count, locate, runnable_reason
 
 
@@ -60,14 +60,16 @@ class CategoryPlan:
 
 
 def needs(model: ModelConfig, preset: PresetConfig) -> dict[str, Any]:
-    """What a model asks of the hardware; memory is weights over the preset's fraction
-    (None for an API-only model of unpublished size)."""
+    """What a model asks of the hardware: the GPUs it declares (min_gpus), how its engine spans them
+    (tensor x pipeline parallel, vLLM's backend: ``registry.schema.parallelism``) and the GPUs that
+    asks for; memory is weights over the preset's fraction (None for an API-only model of unpublished size)."""
     size = model.size_gb
+    par = parallelism(model, preset)
     return {
-        "gpus": model.min_gpus, "tensor_parallel": model.tensor_parallel_size,
+        "gpus": model.min_gpus, "tensor_parallel": par.tensor, "pipeline_parallel": par.pipeline,
+        "backend": par.backend or "auto", "gpus_requested": par.gpus,
         "weights_gb": None if size is None else round(size, 2),
-        "memory_per_gpu_gb": None if size is None else round(
-            size / model.tensor_parallel_size / preset.gpu_memory_utilization, 1),
+        "memory_per_gpu_gb": None if size is None else round(size / par.gpus / preset.gpu_memory_utilization, 1),
     }
 
 

@@ -192,6 +192,7 @@ def run_cell(plan: CellPlan, *, engine: Engine | None = None, parent_run_id: str
             outputs, judged = answered.outputs, {}
             if plan.judge is not None:  # a judged dataset: the judge grades every turn
                 outputs, judged = _grade(plan, engine, grader, prepared, answered)
+            run.set_tags(pipeline.isolation_tags(plan.dataset))  # before scoring: a refused cell records it too
             t0 = time.perf_counter()
             report = pipeline.score(plan.task, prepared.items, outputs)
             metrics: dict[str, float | None] = {

@@ -6,11 +6,16 @@ they become the plans' engine arguments here (so they are logged with each cell 
 ``openai.*`` params and reach the engine however the cell is run), and multiple-choice cells of
 a model that declares ``multiple_choice: generate`` (or under ``--multiple-choice generate``)
 are re-planned through the generative fallback (``pipeline.fallback``).
+
+``--timeout`` bounds each attempt of a request, ``--retries`` is how many more attempts a request
+that failed in a way that may pass gets, ``--concurrency`` how many requests are in flight at once;
+none of them is part of a cell's identity or cache scope (``engines.TRANSPORT_KEYS``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,10 +63,12 @@ def check(opts: EndpointOptions, engine: str) -> None:
         flags = ", ".join(f"--{k.replace('_', '-')}" for k in opts.engine_args())
         raise ValueError(f"{flags}: options of an endpoint, and the {engine} engine serves local weights "
                          "(use --engine openai)")
-    for name in ("concurrency", "max_retries"):
+    for flag, name, least in (("--concurrency", "concurrency", 1), ("--retries", "max_retries", 0)):
         value = getattr(opts, name)
-        if value is not None and value < (1 if name == "concurrency" else 0):
-            raise ValueError(f"--{name.replace('_', '-')} {value}: too small")
+        if value is not None and value < least:
+            raise ValueError(f"{flag} {value}: valid: a whole number >= {least}")
+    if opts.timeout_s is not None and not (math.isfinite(opts.timeout_s) and opts.timeout_s > 0):
+        raise ValueError(f"--timeout {opts.timeout_s}: valid: seconds per attempt, a number > 0")
 
 
 def configure(plan: CellPlan, opts: EndpointOptions) -> CellPlan:

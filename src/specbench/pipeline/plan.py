@@ -20,7 +20,8 @@ from specbench.identity import digest
 from specbench.pipeline.judge import JudgePlan, plan_judge
 from specbench.pipeline.task import Task, task_for
 from specbench.registry import Registry, RegistryError
-from specbench.registry.schema import DatasetConfig, ModelConfig, PresetConfig, Status, TaskType
+from specbench.registry.schema import DatasetConfig, ModelConfig, Parallelism, PresetConfig, Status, TaskType
+from specbench.registry.schema import parallelism as _parallelism
 from specbench.registry.schema import to_plain as _plain
 from specbench.weights import (
     SIMULATED_SOURCE,
@@ -106,6 +107,11 @@ class CellPlan:
             tags["random_weights"] = self.model.random_weights
         return tags
 
+    @property
+    def parallelism(self) -> Parallelism:
+        """How the engine spans GPUs and nodes (TP, PP, backend): what the dry run shows and an executor requests."""
+        return _parallelism(self.model, self.preset)
+
     def config(self) -> dict[str, Any]:
         """The resolved configuration (weights' locations excluded: they differ between machines; an
         endpoint's transport settings too: they change no output)."""
@@ -150,6 +156,8 @@ def plan_cell(reg: Registry, model_key: str | ModelConfig, dataset_key: str, *, 
     except ValueError as exc:
         raise RegistryError(str(exc)) from None
     preset_name, preset_cfg = resolve_preset(reg, model, preset)
+    if too_many := _parallelism(model, preset_cfg).fits(model):  # the preset's override: a bad input, one line
+        raise RegistryError(f"preset {preset_name} on {model.key}: {too_many}")
     if dataset.status != Status.ready:
         raise CellUnavailable(f"dataset {dataset.key} is planned: {dataset.planned_reason}")
     if engine_for(model, engine) is None:

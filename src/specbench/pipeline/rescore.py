@@ -165,7 +165,7 @@ def rescore(reg: Registry, dataset_key: str, predictions: str | Path, *, log: bo
     report = pipeline.score(task, items, outputs)
     if log:
         with tracking.open_run("rescore", name=f"rescore@{dataset_key}", experiment=experiment,
-                               tags={"dataset": dataset_key, "rescored": "true"},
+                               tags={"dataset": dataset_key, "rescored": "true", **pipeline.isolation_tags(dataset)},
                                params={"dataset.key": dataset_key, "predictions": str(predictions),
                                        "samples": len(items)}) as run:
             run.log_metrics(report.metrics)

@@ -254,3 +254,13 @@ def sample_rows(items: list[Item], prompts: list[data.Prompt], outputs: list[Any
                      "reference": item.reference, **{f"score.{k}": v for k, v in s.scores.items()},
                      **{f"{scoring.COUNTS_PREFIX}{k}": v for k, v in s.counts.items()}, **extra})
     return rows
+
+
+def isolation_tags(dataset: DatasetConfig) -> dict[str, str]:
+    """``sandbox.isolation`` (full, namespaces or none; docs/sandbox.md) for a dataset whose scorers run
+    generated code, else nothing: a code score means something only with the isolation it ran under."""
+    if not any(scoring.scorer_info(s, dataset.key).sandboxed for s in dataset.scorers):
+        return {}
+    from specbench import sandbox
+
+    return {"sandbox.isolation": sandbox.isolation_level()}

@@ -3,7 +3,10 @@
 Everything is written into a temporary folder next to the final one and renamed into place
 only after the run has recorded it, manifest included, so a crash or a failed run never
 leaves a checkpoint that looks complete.  An up-to-date checkpoint (same recipe digest, same
-parent revision, current quantizer) is reused: the run then records it with ``reused=true``.
+parent revision, current quantizer) is reused: the run then records it with ``reused=true``;
+so is one another machine published on the tracking server (fetched, tagged ``fetched_from``).
+A checkpoint made here is uploaded on its run when the store is shared
+(:mod:`specbench.weights_shared`, ``SPECBENCH_PUBLISH``).
 """
 
 from __future__ import annotations
@@ -35,13 +38,12 @@ from specbench.weights import (
     DerivedResult,
     ModelUnavailable,
     checkpoint_digest,
-    checkpoint_outdated,
     derived_dir,
-    derived_manifest,
     gpu_count,
     install_derived,
     resolve,
 )
+from specbench.weights_shared import existing_checkpoint, publish, publishing_enabled, reuse_published
 
 if TYPE_CHECKING:  # pragma: no cover
     from contextlib import AbstractContextManager
@@ -83,13 +85,13 @@ def quantize(reg: Registry, model_key: str, *, recipe: str | None = None, force:
     check_shapes(config, target.spec, target.parent.key)
 
     final = derived_dir(target.key)
-    old = derived_manifest(target.key)
-    if (old and not force and checkpoint_outdated(old, target.spec.digest()) is None
-            and old.get("parent_revision") == parent_w.revision):
+    found = None if force else existing_checkpoint(target.key, "quantize", target.spec.digest(), parent_w.revision)
+    if found:
         with _open_run(target, experiment) as run:
-            _record(run, old, reused=True)
-        return QuantizeResult(target.key, target.parent.key, target.spec.key, final, old, run.run_id,
-                              reused=True, notes=["an up-to-date checkpoint exists; --force quantizes again"])
+            _record(run, found[0], reused=True)
+            notes = reuse_published(run, target.key, found)
+        return QuantizeResult(target.key, target.parent.key, target.spec.key, final, found[0], run.run_id,
+                              reused=True, notes=[*notes, "--force quantizes again"])
 
     tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")
     try:
@@ -97,6 +99,8 @@ def quantize(reg: Registry, model_key: str, *, recipe: str | None = None, force:
             with progress(f"quantize {target.key}: loading", len(STEPS)) as step:
                 manifest = _quantize_into(reg, target, parent_w.path, parent_w.revision, tmp, run, step)
             _record(run, manifest, reused=False)
+            if publishing_enabled():  # before the install: a failed upload fails the run, as it should
+                publish(run, tmp)
         install_derived(tmp, final)  # only a recorded quantization replaces the checkpoint
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -20,6 +20,7 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from specbench.redact import track_oc_env
 from specbench.registry.aliases import check_and_resolve, dataset_aliases
 from specbench.registry.schema import (
     CategoryConfig,
@@ -33,6 +34,8 @@ from specbench.registry.schema import (
     QuantizationSpec,
     Status,
 )
+
+track_oc_env()  # what ${oc.env:...} resolves to is a secret: masked in every run and on screen
 
 T = TypeVar("T")
 

@@ -48,8 +48,8 @@ class TableSpec:
             raise ConfigError("category", f"a {self.kind.value} table needs a category")
         if not 0 <= self.decimals <= 6:
             raise ConfigError("decimals", f"must be between 0 and 6, got {self.decimals}")
-        if self.scale <= 0:
-            raise ConfigError("scale", f"must be > 0, got {self.scale}")
+        if not 0 < self.scale < float("inf"):  # NaN and infinity refused too
+            raise ConfigError("scale", f"must be a finite number > 0, got {self.scale}")
 
 
 @dataclass
@@ -66,6 +66,8 @@ class ReportConfig:
     def __post_init__(self) -> None:
         if not self.tables:
             raise ConfigError("tables", "a report needs at least one table")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError("seed", f"must be between 0 and 2**32 - 1, got {self.seed}")
         ids = [t.id for t in self.tables]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:

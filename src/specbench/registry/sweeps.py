@@ -54,6 +54,9 @@ class ParamSpace:
             raise ConfigError(f"{at}.high", f"must be > low ({self.low}), got {self.high}")
         if self.log and (self.step is not None or self.low <= 0):
             raise ConfigError(f"{at}.log", "a log range needs low > 0 and no step")
+        if self.step is not None and not 0 < self.step <= self.high - self.low:
+            raise ConfigError(f"{at}.step", f"must be > 0 and at most high - low ({self.high - self.low}), "
+                                            f"got {self.step}")
 
 
 @dataclass
@@ -82,8 +85,11 @@ class ConstraintSpec:
     wait_reference_s: float = 3600.0  # a worker whose trial ends first waits this long for trial 0
 
     def check(self, at: str) -> None:
-        if self.accuracy_tolerance < 0:
+        if not self.accuracy_tolerance >= 0:  # `not >=`: NaN is refused too
             raise ConfigError(f"{at}.accuracy_tolerance", f"must be >= 0, got {self.accuracy_tolerance}")
+        if not 0 <= self.wait_reference_s < float("inf"):
+            raise ConfigError(f"{at}.wait_reference_s",
+                              f"must be a number of seconds >= 0, got {self.wait_reference_s}")
 
 
 @dataclass
@@ -103,7 +109,9 @@ class SamplerSpec:
         if self.name not in SAMPLERS:
             raise ConfigError(f"{at}.name", f"unknown sampler '{self.name}'; {suggest(self.name, SAMPLERS)}")
         if self.n_startup_trials < 0:
-            raise ConfigError(f"{at}.n_startup_trials", "must be >= 0")
+            raise ConfigError(f"{at}.n_startup_trials", f"must be >= 0, got {self.n_startup_trials}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"{at}.seed", f"must be between 0 and 2**32 - 1, got {self.seed}")
 
 
 @dataclass
@@ -120,6 +128,9 @@ class PrunerSpec:
             raise ConfigError(f"{at}.name", f"unknown pruner '{self.name}'; {suggest(self.name, PRUNERS)}")
         if not 0 < self.percentile < 100:
             raise ConfigError(f"{at}.percentile", f"must be in (0, 100), got {self.percentile}")
+        for key in ("n_startup_trials", "n_warmup_steps"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{at}.{key}", f"must be >= 0, got {getattr(self, key)}")
 
 
 @dataclass
@@ -132,6 +143,8 @@ class BudgetSpec:
     def check(self, at: str) -> None:
         if self.n_trials < 1:
             raise ConfigError(f"{at}.n_trials", f"must be >= 1, got {self.n_trials}")
+        if self.timeout_s is not None and not 0 < self.timeout_s < float("inf"):
+            raise ConfigError(f"{at}.timeout_s", f"must be a number of seconds > 0, got {self.timeout_s}")
 
 
 @dataclass

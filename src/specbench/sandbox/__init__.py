@@ -15,7 +15,11 @@ signals, forged writes and detected tampering (rebound builtins, a trace functio
 introspection) never produce that line.  See docs/sandbox.md for the threat model and its limits.
 
 Public API: :class:`Limits`, :class:`ExecResult`, :func:`run_program`, :func:`run_programs`,
-:func:`isolation_report`, and :class:`SandboxPool` for callers that want their own worker pool.
+:func:`isolation_report`, :func:`isolation_level`, :class:`SandboxPool` for callers that want their own
+worker pool, and two exceptions that scorers let propagate (the cell fails with their one-line reason):
+:class:`SandboxError` (the sandbox itself failed twice) and :class:`SandboxUnavailable` (no isolation
+here and no opt-in; it fails closed).  The private /tmp, /run, home and /dev, the seccomp socket filter,
+the memory cgroup and the isolation levels are described in docs/sandbox.md.
 
 Layout: ``pool`` is the parent side (zygote handles, the pool, the default pool); ``child`` is the
 stdlib-only code that runs inside the zygote (``protocol`` holds what both sides share).
@@ -24,10 +28,23 @@ stdlib-only code that runs inside the zygote (``protocol`` holds what both sides
 from __future__ import annotations
 
 from .child.protocol import ExecResult, Limits
-from .pool import SandboxPool, isolation_report, run_program, run_programs
+from .pool import (
+    ALLOW_UNISOLATED_ENV,
+    SandboxError,
+    SandboxPool,
+    SandboxUnavailable,
+    isolation_level,
+    isolation_report,
+    run_program,
+    run_programs,
+)
 
 __all__ = [
+    "ALLOW_UNISOLATED_ENV",
     "ExecResult",
+    "SandboxError",
+    "SandboxUnavailable",
+    "isolation_level",
     "Limits",
     "SandboxPool",
     "isolation_report",

@@ -21,7 +21,8 @@ from dataclasses import asdict
 
 from specbench.progress import progress
 
-from .child.protocol import ERROR, ExecResult, Limits, _read_frame, _write_frame
+from .cgroup import MemoryCgroup, open_cgroup
+from .child.protocol import ERROR, MEMORY, ExecResult, Limits, _read_frame, _write_frame
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,30 @@ _RESULT_GRACE_S = 30.0  # beyond wall_s, before the parent gives up on a zygote
 _ZYGOTE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "child", "__main__.py")
 _warned = False  # the weaker-isolation warning is given once per process
 _warn_lock = threading.Lock()
+ALLOW_UNISOLATED_ENV = "SPECBENCH_SANDBOX_ALLOW_UNISOLATED"
+_zygote_seq = itertools.count()
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (a zygote died or stopped answering twice in a row): not the program's fault.
+
+    Scorers let it propagate, so the cell fails with this reason instead of scoring the items 0."""
+
+
+class SandboxUnavailable(SandboxError):
+    """No isolation can be had here and the user did not opt in to running generated code without it."""
+
+
+def _opted_in_by_env() -> bool:
+    return os.environ.get(ALLOW_UNISOLATED_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _refusal(report: dict) -> str:
+    notes = [n for n in str(report.get("degraded", "")).split("; ") if n]
+    missing = [n for n in notes if "unavailable" in n or "failed" in n or "disabled" in n] or notes[:1]
+    return (f"specbench sandbox: refusing to run generated code without isolation "
+            f"({'; '.join(missing) or 'no namespaces'}); to run it unisolated anyway, set "
+            f"{ALLOW_UNISOLATED_ENV}=1 or pass SandboxPool(allow_unisolated=True)")
 
 
 def _clean_env() -> dict[str, str]:
@@ -39,6 +64,7 @@ def _clean_env() -> dict[str, str]:
 
 
 def _warn_degraded(report: dict) -> None:
+    """Warn once per process (log and RuntimeWarning) that the sandbox runs with weaker isolation."""
     global _warned
     problems = report.get("degraded", "")
     if not problems:
@@ -55,11 +81,16 @@ def _warn_degraded(report: dict) -> None:
 class _Zygote:
     """One warm server process; runs one program at a time."""
 
-    def __init__(self, namespaces: bool = True) -> None:
+    def __init__(self, namespaces: bool = True, cgroup: bool = True) -> None:
         self.mount_dir = tempfile.mkdtemp(prefix="specbench-sandbox-")
         os.chmod(self.mount_dir, 0o755)  # the sandbox uid must be able to reach its mount point
         self._err = tempfile.TemporaryFile()
-        cfg = {"mount_dir": self.mount_dir, "namespaces": namespaces}
+        self.cgroup: MemoryCgroup | None = None
+        why_not = "disabled by the caller"
+        if cgroup:
+            self.cgroup, why_not = open_cgroup(f"specbench-sandbox-{os.getpid()}-{next(_zygote_seq)}")
+        cfg = {"mount_dir": self.mount_dir, "namespaces": namespaces,
+               "cgroup_procs": self.cgroup.procs if self.cgroup else None}
         cmd = [sys.executable, "-I", "-B", _ZYGOTE_SCRIPT, "--zygote", json.dumps(cfg)]
         self.proc = subprocess.Popen(
             cmd,
@@ -77,8 +108,12 @@ class _Zygote:
         except (EOFError, TimeoutError, OSError, ValueError) as exc:
             tail = self.stderr_tail()
             self.close()
-            raise RuntimeError(f"sandbox zygote failed to start: {exc}; stderr: {tail}") from exc
+            raise SandboxError(f"sandbox zygote failed to start: {exc}; stderr: {tail}") from exc
         self.isolation: dict = hello["isolation"]  # type: ignore[index]
+        if self.isolation.get("memory_cgroup"):
+            self.isolation["memory_bound"] = f"cgroup v{self.cgroup.version}: program and children together"
+        else:
+            self.isolation["memory_bound"] = f"RLIMIT_AS per process only ({why_not})"
         self.alive = True
 
     def stderr_tail(self, n: int = 4000) -> str:
@@ -93,12 +128,24 @@ class _Zygote:
     def run(self, program: str, limits: Limits) -> ExecResult:
         t0 = time.monotonic()
         try:
+            cg = self.cgroup if self.isolation.get("memory_cgroup") else None
+            if cg is not None:
+                try:
+                    cg.set_limit(limits.memory_mb)
+                    kills = cg.oom_kills()
+                except OSError as exc:  # e.g. EBUSY below the current usage: RLIMIT_AS still bounds each process
+                    log.warning("sandbox: could not set the memory cgroup limit (%s); per-process bound only", exc)
+                    cg = None
             _write_frame(self.proc.stdin.fileno(), {"program": program, "limits": asdict(limits)})
-            res = _read_frame(self.proc.stdout.fileno(), t0 + limits.wall_s + _RESULT_GRACE_S)
-            return ExecResult(**res)  # type: ignore[arg-type]
+            res = ExecResult(**_read_frame(self.proc.stdout.fileno(), t0 + limits.wall_s + _RESULT_GRACE_S))
+            if cg is not None and cg.oom_kills() > kills:  # the kernel killed part of the program's tree
+                res.passed, res.status = False, MEMORY
+                res.detail = (f"the program and its children exceeded {limits.memory_mb} MB together "
+                              f"(cgroup OOM kill); {res.detail}".rstrip("; "))
+            return res
         except (EOFError, TimeoutError, OSError, ValueError, TypeError) as exc:
             tail = self.stderr_tail()  # before close(), which closes the file it reads
-            self.close()
+            self.close(kill=True)  # it failed us: no grace period for a zygote that may be stuck
             return ExecResult(
                 passed=False,
                 status=ERROR,
@@ -109,12 +156,15 @@ class _Zygote:
                 detail=f"sandbox zygote failed: {type(exc).__name__}: {exc}",
             )
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
+        """Stop the zygote: EOF on its stdin (it exits, its PID namespace and all in it die), or SIGKILL."""
         self.alive = False
         proc = getattr(self, "proc", None)
         if proc is not None and proc.poll() is None:
             try:
-                proc.stdin.close()  # EOF: the zygote exits, its PID namespace (and all in it) dies
+                if kill:
+                    raise OSError("kill requested")
+                proc.stdin.close()
                 proc.wait(timeout=2)
             except (OSError, subprocess.TimeoutExpired):
                 proc.kill()
@@ -129,6 +179,8 @@ class _Zygote:
             os.rmdir(self.mount_dir)
         except OSError:
             pass
+        if self.cgroup is not None:
+            self.cgroup.remove()
         try:
             self._err.close()
         except OSError:
@@ -136,11 +188,19 @@ class _Zygote:
 
 
 class SandboxPool:
-    """A set of warm zygotes, reused across calls; thread-safe.  Use as a context manager or close()."""
+    """A set of warm zygotes, reused across calls; thread-safe.  Use as a context manager or close().
 
-    def __init__(self, workers: int | None = None, namespaces: bool = True) -> None:
+    Fails closed: where no namespaces can be had (isolation level "none"), running a program raises
+    :class:`SandboxUnavailable` unless ``allow_unisolated`` (or ``SPECBENCH_SANDBOX_ALLOW_UNISOLATED=1``)
+    says otherwise; ``namespaces=False`` is such an opt-in.  ``cgroup`` puts each zygote (and so every
+    program and its children) in its own memory cgroup where the machine allows it."""
+
+    def __init__(self, workers: int | None = None, namespaces: bool = True, allow_unisolated: bool | None = None,
+                 cgroup: bool = True) -> None:
         self.workers = max(1, workers or _cpu_count())
         self.namespaces = namespaces
+        self.allow_unisolated = allow_unisolated
+        self.cgroup = cgroup
         self._free: list[_Zygote] = []
         self._all: list[_Zygote] = []
         self._lock = threading.Lock()
@@ -153,19 +213,30 @@ class SandboxPool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _acquire(self) -> _Zygote:
+    def _may_run_unisolated(self) -> bool:
+        if self.allow_unisolated is not None:
+            return self.allow_unisolated
+        return not self.namespaces or _opted_in_by_env()
+
+    def _acquire(self, check: bool = True) -> _Zygote:
+        z = None
         with self._lock:
             if self._closed:
                 raise RuntimeError("SandboxPool is closed")
             while self._free:
-                z = self._free.pop()
-                if z.alive and z.proc.poll() is None:
-                    return z
-                z.close()
-        z = _Zygote(self.namespaces)
+                cand = self._free.pop()
+                if cand.alive and cand.proc.poll() is None:
+                    z = cand
+                    break
+                cand.close()
+        if z is None:
+            z = _Zygote(self.namespaces, self.cgroup)
+            with self._lock:
+                self._all.append(z)
+        if check and z.isolation.get("isolation_level") == "none" and not self._may_run_unisolated():
+            self._release(z)  # harmless (it ran nothing); kept for isolation() and a later opt-in
+            raise SandboxUnavailable(_refusal(z.isolation))
         _warn_degraded(z.isolation)
-        with self._lock:
-            self._all.append(z)
         return z
 
     def _release(self, z: _Zygote) -> None:
@@ -178,13 +249,35 @@ class SandboxPool:
         z.close()
 
     def isolation(self) -> dict[str, bool | str]:
-        z = self._acquire()
+        """The isolation report of a live zygote (starting one if needed; it runs no program)."""
+        z = self._acquire(check=False)
         try:
             return dict(z.isolation)
         finally:
             self._release(z)
 
+    def isolation_level(self) -> str:
+        """"full" (namespaces + seccomp socket filter), "namespaces" (no seccomp) or "none"."""
+        return str(self.isolation().get("isolation_level", "none"))
+
+    def _run_one(self, z: _Zygote | None, program: str, limits: Limits) -> tuple[_Zygote | None, ExecResult]:
+        """Run on z (acquired if None); an infrastructure error is retried once on a fresh zygote."""
+        for attempt in (1, 2):
+            if z is None:
+                z = self._acquire()
+            res = z.run(program, limits)
+            if res.status != ERROR:
+                return z, res
+            log.warning("sandbox infrastructure error (attempt %d of 2): %s", attempt, res.detail)
+            z.close(kill=True)  # whatever went wrong, this zygote is not trusted again
+            self._release(z)
+            z = None
+        raise SandboxError(f"the sandbox failed twice on the same program, last: {res.detail}; "
+                           f"stderr tail: {res.stderr[-300:]!r}")
+
     def run(self, programs: list[str], limits: Limits = Limits(), workers: int | None = None) -> list[ExecResult]:
+        """Run programs (results in input order).  Raises SandboxUnavailable / SandboxError, never scores
+        the sandbox's own failures as the programs' failures."""
         results: list[ExecResult | None] = [None] * len(programs)
         if not programs:
             return []
@@ -199,13 +292,8 @@ class SandboxPool:
                     i = next(counter)
                     if i >= len(programs):
                         break
-                    if z is None:
-                        z = self._acquire()
-                    results[i] = z.run(programs[i], limits)
+                    z, results[i] = self._run_one(z, programs[i], limits)
                     advance()
-                    if not z.alive:  # a dead zygote is replaced for the next program
-                        self._release(z)
-                        z = None
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller below
                 errors.append(exc)
             finally:
@@ -271,3 +359,10 @@ def run_programs(programs: list[str], limits: Limits = Limits(), workers: int | 
 def isolation_report() -> dict[str, bool | str]:
     """Which protections are active on this machine (asks a live zygote)."""
     return _pool().isolation()
+
+
+def isolation_level() -> str:
+    """The isolation generated code gets here: "full", "namespaces" or "none" (see docs/sandbox.md).
+
+    Starts (or reuses) a zygote of the default pool but runs nothing; never raises SandboxUnavailable."""
+    return _pool().isolation_level()

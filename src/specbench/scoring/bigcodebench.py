@@ -176,7 +176,7 @@ UNRUNNABLE = Corpus(
 
 
 @scorer("bigcodebench_pass_at_k", metrics=["pass_at_1", "pass_at_10", "pass_at_100", "tasks_unrunnable"],
-        needs="texts", corpus=UNRUNNABLE)
+        needs="texts", corpus=UNRUNNABLE, sandboxed=True)
 def bigcodebench_pass_at_k(items: list[Item], outputs: list[list[str]], limits: Limits | None = None,
                            workers: int | None = None) -> list[tuple[str, dict[str, float], dict[str, Any]]]:
     """Per task pass@k (k <= n) over the tasks whose libraries import here; the others are counted apart."""

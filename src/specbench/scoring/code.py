@@ -109,10 +109,13 @@ def estimate_pass_at_k(n: np.ndarray | list[int], c: np.ndarray | list[int], k: 
 @scorer("pass_at_k", metrics=["pass_at_1", "pass_at_10", "pass_at_100"], needs="texts",  # k <= n only
         lm_eval={"pass_at_1": {"humaneval": ("pass@1", "create_test"), "mbpp": ("pass_at_1", "none")},
                  "pass_at_10": {"humaneval": ("pass@10", "create_test")},
-                 "pass_at_100": {"humaneval": ("pass@100", "create_test")}})
+                 "pass_at_100": {"humaneval": ("pass@100", "create_test")}}, sandboxed=True)
 def pass_at_k(items: list[Item], outputs: list[list[str]], limits: Limits | None = None,
               workers: int | None = None) -> list[tuple[str, dict[str, float], dict[str, Any]]]:
-    """Run every completion's program in the sandbox; per item pass@k for each k <= n."""
+    """Run every completion's program in the sandbox; per item pass@k for each k <= n.
+
+    SandboxUnavailable (no isolation, no opt-in) and SandboxError (the sandbox failed twice) propagate on
+    purpose: the cell fails with their reason instead of scoring every item 0."""
     from specbench.sandbox import Limits, run_programs
 
     programs: list[str] = []

@@ -51,7 +51,7 @@ def ds1000_program(item: Item, completion: str) -> str:
             + ("test_string(code)\n" if "test_string(" in context else "\n"))
 
 
-@scorer("ds1000", metrics=[f"pass_at_{k}" for k in PASS_AT_K], needs="texts")
+@scorer("ds1000", metrics=[f"pass_at_{k}" for k in PASS_AT_K], needs="texts", sandboxed=True)
 def ds1000(items: list[Item], outputs: list[list[str]], limits: Limits | None = None,
            workers: int | None = None) -> list[tuple[str, dict[str, float], dict[str, Any]]]:
     """Run every completion's DS-1000 program in the sandbox; per item pass@k for each k <= n."""

@@ -68,6 +68,7 @@ class ScorerInfo:
     batch: bool
     lm_eval: dict[str, LmEvalName | dict[str, LmEvalName]] = field(default_factory=dict)
     corpus: Corpus | None = None  # metrics computed from all items at once (see Corpus)
+    sandboxed: bool = False  # runs generated code in specbench.sandbox: its cell records the isolation level
 
     @property
     def corpus_metrics(self) -> tuple[str, ...]:
@@ -116,7 +117,7 @@ METRICS: dict[str, list[str]] = {}  # scorer -> metric names; filled by @scorer 
 
 def scorer(name: str | None = None, *, metrics: list[str] | tuple[str, ...], needs: str = "text", batch: bool = False,
            lm_eval: dict[str, LmEvalName | dict[str, LmEvalName]] | None = None, corpus: Corpus | None = None,
-           ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+           sandboxed: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated function as a scorer (see the module docstring)."""
     if needs not in NEEDS:
         raise ValueError(f"scorer {name!r}: unknown needs '{needs}'; valid: {', '.join(NEEDS)}")
@@ -133,7 +134,7 @@ def scorer(name: str | None = None, *, metrics: list[str] | tuple[str, ...], nee
         if old is not None and old.fn.__qualname__ != fn.__qualname__:
             raise ValueError(f"scorer '{key}' is registered twice ({old.fn.__module__} and {fn.__module__})")
         SCORERS[key] = ScorerInfo(key, fn, tuple(metrics), needs, batch or needs == "texts", dict(lm_eval or {}),
-                                  corpus)
+                                  corpus, sandboxed)
         METRICS[key] = list(metrics)
         return fn
 

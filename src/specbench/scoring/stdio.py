@@ -191,7 +191,8 @@ def item_limits(item: Item, base: Limits | None = None) -> Limits:
                   max_output_bytes=base.max_output_bytes, disk_mb=base.disk_mb)
 
 
-@scorer("stdio_pass_at_k", metrics=["pass_at_1", "pass_at_10", "pass_at_100"], needs="texts")
+@scorer("stdio_pass_at_k", metrics=["pass_at_1", "pass_at_10", "pass_at_100"], needs="texts",
+        sandboxed=True)
 def stdio_pass_at_k(items: list[Item], outputs: list[list[str]], limits: Limits | None = None,
                     workers: int | None = None) -> list[tuple[str, dict[str, float], dict[str, Any]]]:
     """Judge every completion on its problem's tests in the sandbox; per problem pass@k for each k <= n.

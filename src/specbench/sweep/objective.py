@@ -19,6 +19,7 @@ engine, answers the probe and scores it.  Then:
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -166,7 +167,7 @@ class Objective:
         if role == "reference":
             trial.set_constraint("accuracy_drop", -tol)
             return {"accuracy_drift": 0.0, "flipped_samples": 0.0, "changed_outputs": 0.0}
-        ref = self.reference(trial.study)
+        ref = self.reference(trial.study, trial)
         self.check_alignment(trial, ref, m)
         drift = m.accuracy - ref["probe_accuracy"]
         flipped = sum(a != b for a, b in zip(m.sample_scores, ref["sample_scores"], strict=True))
@@ -179,31 +180,55 @@ class Objective:
         return {"accuracy_drift": drift, "flipped_samples": float(flipped), "changed_outputs": float(changed),
                 "feasible": float(-drift <= tol)}
 
-    def reference(self, study: Any) -> dict[str, Any]:
+    def reference(self, study: Any, trial: Any = None) -> dict[str, Any]:
         """Trial 0's measurement; waits while another worker is still measuring it (up to
-        ``wait_reference_s``).  Raises SweepStopped when there is none to compare with."""
+        ``wait_reference_s``), failing stale trials meanwhile (Optuna's heartbeat: a reference whose
+        worker was killed is failed and queued again).  A queued reference retry is this worker's to
+        run: ``trial`` is queued again behind it and fails now.  Raises SweepStopped when there is
+        no reference to compare with."""
+        import optuna
+        from optuna.storages import fail_stale_trials
+        from optuna.trial import TrialState
+
         deadline = time.time() + self.spec.constraints.wait_reference_s
         while True:
             t = self.check_reference(study)
             if t is not None:
                 return t.user_attrs
+            with warnings.catch_warnings():  # "experimental" since Optuna 2.9, in name only
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                fail_stale_trials(study)
+            last = self.reference_attempts(study)[-1]
+            if trial is not None and last.state == TrialState.WAITING and last.number > 0:
+                study.enqueue_trial(dict(trial.params), user_attrs={ROLE_ATTR: trial.user_attrs.get(ROLE_ATTR,
+                                                                                                   "sampled")})
+                raise TrialFailure(f"the reference's worker died; its retry (trial {last.number}) is queued "
+                                   f"before this configuration, which is queued again")
             if time.time() > deadline:
                 raise SweepStopped(f"the reference trial of study '{self.study_name}' is still not measured after "
                                    f"{self.spec.constraints.wait_reference_s:g} s (constraints.wait_reference_s); "
                                    "no trial's accuracy can be judged")
             time.sleep(2)
 
+    @staticmethod
+    def reference_attempts(study: Any) -> list[Any]:
+        """The reference trial and its retries (a worker killed while measuring it), oldest first."""
+        return sorted((t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(ROLE_ATTR) == "reference"),
+                      key=lambda t: t.number)
+
     def check_reference(self, study: Any) -> Any:
-        """The completed reference trial, None while it is queued or running; SweepStopped when
-        it failed (or was pruned or killed) or the study has none."""
+        """The completed reference trial, None while it (or its retry, after its worker died) is
+        queued or running; SweepStopped when the latest attempt failed (or was pruned or killed)
+        with no retry left, or the study has none."""
         from optuna.trial import TrialState
 
-        refs = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(ROLE_ATTR) == "reference"]
+        refs = self.reference_attempts(study)
         if not refs:
             raise SweepStopped(f"study '{self.study_name}' has no reference trial: no trial's accuracy can be judged")
-        t = refs[0]
-        if t.state == TrialState.COMPLETE:
-            return t
+        done = next((t for t in refs if t.state == TrialState.COMPLETE), None)
+        if done is not None:
+            return done
+        t = refs[-1]
         if t.state.is_finished():
             why = t.user_attrs.get("error") or f"it ended {t.state.name}"
             raise SweepStopped(f"the reference trial {t.number} of study '{self.study_name}' failed ({why}); no "

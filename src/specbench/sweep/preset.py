@@ -14,7 +14,9 @@ one that ``specbench validate`` would refuse.  Its provenance says what was meas
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,10 +24,15 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+import specbench.tracking.shared  # noqa: F401 - tracking.shared: the published presets
 from specbench import tracking
 from specbench.pipeline import tuned_preset_name
+from specbench.redact import redact_url
 from specbench.registry import Registry, load_object
 from specbench.registry.schema import PresetConfig
+
+_logger = logging.getLogger(__name__)
+PRESET_ARTIFACT = "tuned_preset"  # where a sweep's parent run publishes the preset file
 
 
 def tuned_preset_path(reg: Registry, model_key: str) -> Path:
@@ -47,7 +54,59 @@ def write_tuned_preset(reg: Registry, model_key: str, preset: PresetConfig, prov
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(text)
     tmp.replace(path)  # atomic: concurrent workers never leave half a file
+    run_id = provenance.get("mlflow_run_id")
+    if run_id:  # on the sweep's parent run, for machines that share its tracking server
+        try:
+            tracking.shared.publish_file(run_id, path, PRESET_ARTIFACT, {"tuned_preset": name})
+        except Exception as exc:  # the file is written; only other machines miss it
+            _logger.warning("tuned preset %s not published on run %s: %s", name, run_id, exc)
     return path
+
+
+def pull_tuned_presets(reg: Registry, model_keys: Iterable[str]) -> dict[str, str]:
+    """``--preset tuned`` on a machine without the file: each model's tuned preset that conf/ lacks,
+    taken from the newest FINISHED sweep run of that model on the tracking server that published
+    one (among the newest five, one measured on this machine's hardware first), checked by the
+    registry's loader and added to ``reg.presets`` for this command only (conf/ is not written, so
+    the next command sees a newer sweep).  A local file always wins.  Returns model -> origin."""
+    found: dict[str, str] = {}
+    here = None
+    for key in dict.fromkeys(model_keys):
+        name = tuned_preset_name(key)
+        if name in reg.presets:
+            continue
+        try:
+            runs = tracking.shared.find_published({"kind": "sweep", "model": key, "tuned_preset": name})
+        except Exception as exc:  # a server down: the plan then says there is no tuned preset
+            _logger.warning("cannot look up published tuned presets on %s: %s", redact_url(tracking.tracking_uri()),
+                            redact_url(str(exc)))
+            return found
+        bodies = [(r.run_id, b) for r in runs[:5] if (b := _download_preset(r.run_id, name)) is not None]
+        if not bodies:
+            continue
+        here = here or hardware()
+        run_id, body = next(((i, b) for i, b in bodies if b.get("provenance", {}).get("hardware") == here), bodies[0])
+        body["provenance"] = {**body.get("provenance", {}), "fetched_from_run": run_id,
+                              "fetched_from": redact_url(tracking.tracking_uri())}
+        reg.presets[name] = load_object(body, PresetConfig, Path(f"runs:/{run_id}/{PRESET_ARTIFACT}/{name}.yaml"),
+                                        prefix=f"presets.{name}")
+        found[key] = f"run {run_id} ({body['provenance'].get('hardware', 'unknown hardware')})"
+    return found
+
+
+def _download_preset(run_id: str, name: str) -> dict[str, Any] | None:
+    """The preset body a sweep run published, or None (logged) when it cannot be read."""
+    import tempfile
+
+    from specbench.registry.loader import read_yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = tracking.shared.download(run_id, f"{PRESET_ARTIFACT}/{name}.yaml", Path(tmp))
+            return dict(read_yaml(path)["presets"][name])
+        except Exception as exc:
+            _logger.warning("tuned preset %s of run %s unreadable: %s", name, run_id, exc)
+            return None
 
 
 def provenance(best: Any, ref: Any, **study: str) -> dict[str, str]:

@@ -8,8 +8,10 @@ spec onto those objects.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,24 @@ from specbench.registry.sweeps import KNOBS, ParamSpace, SweepSpec
 
 ROLE_ATTR = "role"  # trial user attr: reference (trial 0), warm_start, enqueued, sampled
 DEFAULT_STORAGE_FILE = "optuna.db"
+HEARTBEAT_ENV = "SPECBENCH_SWEEP_HEARTBEAT_S"  # seconds between a worker's heartbeats (RDB storages)
+DEFAULT_HEARTBEAT_S = 60.0
+GRACE_FACTOR = 3  # a trial is stale after this many missed heartbeats
+
+
+def heartbeat_s() -> float:
+    """The heartbeat interval: $SPECBENCH_SWEEP_HEARTBEAT_S, else 60 s.  Short intervals find a dead
+    worker sooner but cost a database write each; the grace period is three intervals, so one slow
+    beat (a loaded machine) does not fail a live trial."""
+    raw = os.environ.get(HEARTBEAT_ENV, "")
+    try:
+        value = float(raw) if raw else DEFAULT_HEARTBEAT_S
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise RegistryError(f"{HEARTBEAT_ENV}={raw!r}: expected a number of seconds > 0 "
+                            f"(default {DEFAULT_HEARTBEAT_S:g})")
+    return value
 
 
 class TrialFailure(RuntimeError):
@@ -109,12 +129,15 @@ def is_journal(url: str) -> bool:
     return url.startswith("journal:") or url.endswith((".journal", ".log"))
 
 
-def make_storage(storage: str | None = None) -> Any:
+def make_storage(storage: str | None = None,
+                 failed_trial_callback: Callable[[Any, Any], None] | None = None) -> Any:
     """An Optuna storage from one string.
 
     - empty: ``sqlite:///./optuna.db``
     - an RDB URL (``sqlite:///...``, ``postgresql://...``, ``mysql+pymysql://...``): RDBStorage
-      with heartbeats, so a worker killed mid-trial leaves a FAIL trial, not a RUNNING one
+      with heartbeats (:func:`heartbeat_s`), so a worker killed mid-trial leaves a FAIL trial, not a
+      RUNNING one; ``failed_trial_callback`` gets each such trial (``Sweep`` retries it with
+      Optuna's ``RetryHeartbeatStaleTrialCallback``)
     - ``journal:PATH`` or a path ending in ``.journal``/``.log``: a JournalStorage file,
       safe for several processes on one machine (or a shared file system)
     """
@@ -128,8 +151,9 @@ def make_storage(storage: str | None = None) -> Any:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(path))
     if "://" not in url:
-        raise RegistryError(f"storage '{url}': expected an RDB URL (sqlite:///optuna.db, postgresql://...) "
+        raise RegistryError(f"storage '{redact(url)}': expected an RDB URL (sqlite:///optuna.db, postgresql://...) "
                             "or a journal file (journal:PATH or PATH.journal)")
+    beat = heartbeat_s()
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):  # several workers on one file: wait for the lock, don't fail
         kwargs = {"connect_args": {"timeout": 60}}
@@ -137,23 +161,22 @@ def make_storage(storage: str | None = None) -> Any:
         try:
             with warnings.catch_warnings():  # heartbeats are "experimental" in name only
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=60, grace_period=180)
+                return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=max(1, round(beat)),
+                                  grace_period=max(2, round(GRACE_FACTOR * beat)),
+                                  failed_trial_callback=failed_trial_callback)
         except (ImportError, ModuleNotFoundError) as exc:
-            raise RegistryError(f"storage '{url}': its database driver is missing ({exc})") from None
+            raise RegistryError(f"storage '{redact(url)}': its database driver is missing ({exc})") from None
         except Exception as exc:  # noqa: BLE001 - workers creating the same new file race on its tables
             if attempt == 2:
-                raise RegistryError(f"storage '{url}': cannot open it ({str(exc).splitlines()[0]})") from None
+                first = redact(str(exc).splitlines()[0])
+                raise RegistryError(f"storage '{redact(url)}': cannot open it ({first})") from None
             time.sleep(1 + attempt)
     raise AssertionError("unreachable")
 
 
 def redact(url: str) -> str:
-    """A storage URL without its password (journal files and sqlite paths as they are)."""
-    if is_journal(url) or "@" not in url or "://" not in url:
-        return url
-    from sqlalchemy.engine import make_url
+    """A storage URL without its password (journal files and sqlite paths as they are): the one
+    redaction rule, :func:`specbench.redact.redact_url`."""
+    from specbench.redact import redact_url
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy parses: say nothing of its credentials
-        return f"{url.split('://', 1)[0]}://***@{url.rsplit('@', 1)[1]}"
+    return redact_url(url)

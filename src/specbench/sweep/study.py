@@ -5,9 +5,14 @@
   configurations and the warm start, then marks the study ``initialized``.  A worker that
   loads the study waits for that mark, so it can never sample a trial before the reference
   is queued, nor judge a spec digest that is not recorded yet.
-- One parent run per study: the project run when under ``mlflow run``, else the run the study
-  records (when it is in this tracking store), else a new one, which its creator records on
-  the study; a second worker waits for that record rather than open a second parent.
+- One parent run per study, shared by every worker on every machine: the run the study records
+  (when it is in this tracking store); else exactly one worker wins a claim (``create_study`` of
+  a claim study is atomic: first writer wins) and opens it (under ``mlflow run``, its project
+  run), records it on the study, and the others wait for that record and adopt it.
+- A worker killed mid-trial stops its heartbeat; the next worker to start a trial (or to wait for
+  the reference) fails it, Optuna's ``RetryHeartbeatStaleTrialCallback`` (``RetryFailedTrialCallback``
+  before Optuna 4.9) queues it again, and its orphaned
+  MLflow run is ended FAILED with the reason.
 - Each trial is a child run of it (``sweep.objective``); the parent gets the trial counts, the
   best trial, the trials table, the figures and the tuned preset file.
 - A study whose accuracy guard cannot work (the reference trial failed or is missing, a
@@ -20,7 +25,9 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +44,10 @@ from specbench.sweep.plots import log_plots
 from specbench.sweep.preset import hardware, provenance, write_tuned_preset
 from specbench.sweep.probe import build_probe, probe_tasks
 from specbench.sweep.search import (
+    GRACE_FACTOR,
     ROLE_ATTR,
     TrialFailure,
+    heartbeat_s,
     make_pruner,
     make_sampler,
     make_storage,
@@ -50,6 +59,8 @@ from specbench.sweep.search import (
 PARENT_ATTR = "mlflow_parent_run_id"  # study user attr: the study's parent run
 INITIALIZED_ATTR = "initialized"  # study user attr: the creator has enqueued the reference and the rest
 WAIT_CREATOR_S = 60.0  # how long a joining worker waits for the creator's records
+CLAIM_SUFFIX = "#parent-after:"  # claim study name: <study>#parent-after:<the recorded parent it replaces>
+MAX_RETRY = 2  # how often a trial whose worker died is queued again
 
 
 @dataclass
@@ -82,7 +93,8 @@ def trial_row(t: Any, spec: SweepSpec) -> dict[str, Any]:
             "probe_accuracy": u.get("probe_accuracy"), "accuracy_drift": u.get("accuracy_drift"),
             "feasible": all(v <= 0 for v in t.constraints.values()) if t.constraints else None,
             "duplicate_of": u.get("duplicate_of"), "error": u.get("error"),
-            "mlflow_run_id": u.get("mlflow_run_id"), "worker": u.get("worker")}
+            "mlflow_run_id": u.get("mlflow_run_id"), "worker": u.get("worker"),
+            "retry_of": t.system_attrs.get("failed_trial")}
     return row
 
 
@@ -123,7 +135,7 @@ class Sweep:
         weights = pipeline.materialize_weights(plan)  # once for every trial
         self.ref_name = plan.preset_name
         self.storage_url = storage_url(storage)
-        self.storage = make_storage(storage)
+        self.storage = make_storage(storage, failed_trial_callback=self.on_stale_trial)
         self.study_name = study_name or f"sweep-{self.model.key}-{spec.name}"
         self.seed = seed
         self.objective = Objective(spec, self.model, plan.preset_name, plan.preset, plan.weights, weights.path,
@@ -177,24 +189,73 @@ class Sweep:
                                 f"spec (digest {theirs}, this one {self.spec.digest()}); pass a new "
                                 "--study name")
 
-    def parent_to_resume(self, study: Any, created: bool) -> str | None:
-        """The parent run to reopen: none under `mlflow run` (open_run adopts the project's run),
-        else the study's recorded one if this tracking store has it; a worker that did not create
-        the study waits for its creator to record one."""
-        if os.environ.get("MLFLOW_RUN_ID"):
-            return None
-        run_id = study.user_attrs.get(PARENT_ATTR)
-        if not run_id and not created:
-            run_id = wait_for(lambda: study.user_attrs.get(PARENT_ATTR))  # read from storage
-        if run_id and tracking.get_run(run_id) is None:
-            return None  # recorded in another tracking store
-        return run_id or None
+    def parent_to_resume(self, study: Any) -> tuple[str | None, bool]:
+        """(the parent run to reopen, whether this worker must record its own on the study).
+
+        The study's recorded parent when this tracking store has it; else a claim decides who
+        opens one: ``create_study`` of ``<study>#parent-after:<recorded>`` succeeds for exactly
+        one worker (every worker that saw the same record races for the same name), which opens
+        it (None: a new run, or the project run under ``mlflow run``).  The others wait for the
+        new record and adopt it; one that never comes (the winner died) is a loud warning and a
+        parent of this worker's own."""
+        import optuna
+
+        recorded = study.user_attrs.get(PARENT_ATTR)
+        if recorded and tracking.get_run(recorded) is not None:
+            return recorded, False
+        try:
+            optuna.create_study(storage=self.storage, study_name=f"{self.study_name}{CLAIM_SUFFIX}{recorded or '-'}")
+            return None, True
+        except optuna.exceptions.DuplicatedStudyError:
+            pass
+
+        def new_record() -> str | None:
+            run_id = study.user_attrs.get(PARENT_ATTR)
+            return run_id if run_id and run_id != recorded and tracking.get_run(run_id) is not None else None
+
+        run_id = wait_for(new_record)
+        if run_id:
+            return run_id, False
+        print(f"warning: study '{self.study_name}': the worker that claimed the parent run never recorded it in "
+              f"{WAIT_CREATOR_S:g} s; this worker's trials go under a parent run of its own", file=sys.stderr)
+        return None, False
+
+    def on_stale_trial(self, study: Any, trial: Any) -> None:
+        """Optuna failed ``trial``: its worker stopped beating (killed, machine lost).  Queue it again
+        with Optuna's own callback (same knobs and role; a reference stays the reference), and end
+        its orphaned MLflow run FAILED with the reason, so nothing stays RUNNING forever."""
+        import optuna
+        from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+        with warnings.catch_warnings():  # "experimental" since Optuna 2.8, in name only
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, trial)
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if not run_id:
+            return
+        retries = len(trial.system_attrs.get("retry_history", [])) + 1
+        msg = (f"WorkerLost: worker {trial.user_attrs.get('worker', '?')} stopped its heartbeat for "
+               f"{GRACE_FACTOR * heartbeat_s():g} s mid-trial; "
+               + ("queued again" if retries <= MAX_RETRY else f"not retried (max {MAX_RETRY} retries)"))
+        try:  # Optuna's heartbeat already judged its worker gone: take the run over (shared)
+            if tracking.get_run(run_id) is None:
+                return  # in another tracking store
+            with tracking.open_run("sweep_trial", resume=run_id, parent=self.objective.parent_run_id or run_id,
+                                   adopt_launcher=False, shared=True) as run:
+                run.set_tags({"error": msg, "error_type": "WorkerLost", "trial_state": "FAIL"})
+                run.status = tracking.FAILED
+        except Exception as exc:  # noqa: BLE001 - the retry is queued; a run left RUNNING must not stop this worker
+            print(f"warning: trial {trial.number}'s MLflow run {run_id} stays RUNNING: {tracking.error_line(exc)}",
+                  file=sys.stderr)
 
     # -- run ------------------------------------------------------------------------------------
     def run(self, n_trials: int | None = None, timeout_s: float | None = None, experiment: str | None = None,
             write_preset: bool = True) -> SweepResult:
-        study, created = self.open_study()
-        resume = self.parent_to_resume(study, created)
+        study, _ = self.open_study()
+        launcher = os.environ.get("MLFLOW_RUN_ID")
+        resume, record = self.parent_to_resume(study)
+        if resume and launcher:  # under `mlflow run` on a joining worker: point its project run at the parent
+            tracking.set_tags_on(launcher, {"sweep_parent": resume})
         n = n_trials or self.spec.budget.n_trials
         timeout = timeout_s if timeout_s is not None else self.spec.budget.timeout_s
         spec = to_plain(self.spec)
@@ -211,8 +272,8 @@ class Sweep:
                 self.on_trial(trial_row(frozen, self.spec))
 
         with tracking.open_run("sweep", name=f"sweep:{self.model.key}", tags=tags, params=params,
-                               experiment=experiment, resume=resume) as run:
-            if not study.user_attrs.get(PARENT_ATTR):
+                               experiment=experiment, resume=resume, shared=True) as run:
+            if record:
                 study.set_user_attr(PARENT_ATTR, run.run_id)
             if "sweep.study" not in run.stored_params:
                 run.log_dict(spec, "sweep_spec.json")

@@ -22,6 +22,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
+from specbench.redact import redact_url
 from specbench.tracking.naming import (
     GIT_COMMIT_TAG,
     PARENT_TAG,
@@ -105,7 +106,8 @@ def experiment_ids(name: str | None = None, must_exist: bool = True) -> list[str
         if not must_exist:
             return []
         names = [e.name for e in client().search_experiments()]
-        raise TrackingError(f"no experiment '{name}' in {tracking_uri()}; experiments: {', '.join(names) or '(none)'}")
+        raise TrackingError(f"no experiment '{name}' in {redact_url(tracking_uri())}; "
+                            f"experiments: {', '.join(names) or '(none)'}")
     return [exp.experiment_id]
 
 
@@ -159,7 +161,7 @@ def run_experiment_id(run_id: str) -> str:
     """The experiment of a run named by id (a selection by parent run reads that experiment)."""
     found = get_run(run_id)
     if found is None:
-        raise TrackingError(f"no run with id '{run_id}' in {tracking_uri()}")
+        raise TrackingError(f"no run with id '{run_id}' in {redact_url(tracking_uri())}")
     return found.experiment_id
 
 

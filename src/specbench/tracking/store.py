@@ -7,6 +7,9 @@ from pathlib import Path
 
 import mlflow
 
+from specbench.redact import redact_url
+from specbench.tracking import spool
+
 DEFAULT_EXPERIMENT = "specbench"
 _configured: list[str] = []  # the tracking URI setup() last pointed MLflow at
 
@@ -37,8 +40,10 @@ def experiment_name(experiment: str | None = None) -> str:
 
 
 def setup(experiment: str | None = None) -> str:
-    """Point MLflow at the store and the experiment; returns the tracking URI."""
+    """Point MLflow at the store and the experiment; returns the tracking URI.  MLflow's HTTP retries
+    get short defaults, and runs spooled while the store was down are uploaded (``spool``)."""
     uri = tracking_uri()
+    spool.http_defaults()
     mlflow.set_tracking_uri(uri)
     env_id = os.environ.get("MLFLOW_EXPERIMENT_ID")
     if experiment is None and env_id and os.environ.get("MLFLOW_RUN_ID"):
@@ -48,6 +53,8 @@ def setup(experiment: str | None = None) -> str:
     else:
         mlflow.set_experiment(experiment_name(experiment))
     _configured[:] = [uri]
+    if spool.spooled(uri):
+        spool.flush(uri)
     return uri
 
 
@@ -61,7 +68,8 @@ def ensure_setup(experiment: str | None = None) -> str:
 
 
 def ui_command() -> str:
-    return f"mlflow ui --backend-store-uri {tracking_uri()}"
+    """The command that shows this store, its password masked (it is printed)."""
+    return f"mlflow ui --backend-store-uri {redact_url(tracking_uri())}"
 
 
 def take_launcher_run() -> str | None:

@@ -33,6 +33,8 @@ from typing import Any
 from mlflow.entities import AssessmentSource, Expectation, Feedback, TraceInfo, TraceLocation, TraceState
 from mlflow.entities.span import Span
 
+from specbench.redact import redact
+
 _logger = logging.getLogger(__name__)
 
 SOURCE_RUN = "mlflow.sourceRun"  # the run whose evaluation view lists the trace
@@ -165,7 +167,7 @@ class _Writer:
             try:
                 job()
             except Exception as exc:  # the cell is recorded already; its review records are extra
-                msg = f"{what}: {type(exc).__name__}: {exc}"
+                msg = redact(f"{what}: {type(exc).__name__}: {exc}")  # a store URL's password stays out
                 _logger.warning("per-sample traces not stored for %s", msg)
                 with self._lock:
                     self._errors.append(msg)

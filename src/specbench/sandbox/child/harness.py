@@ -1,8 +1,9 @@
 """The forked child: confine this process, run the program, and prove (or not) that it completed.
 
 Stdlib-only: runs inside the zygote's fork, then the untrusted program runs in this very interpreter.
-So everything the harness needs after the program returns is bound to locals before it starts, and
-only a normal return with builtins, tracer and audit events untouched writes the nonce report.
+So everything the harness needs after the program returns is bound to locals before it starts, the
+nonce lives only in an audit hook's closure (no frame the program can walk to holds it, and gc is
+refused), and only a normal return with builtins and tracer untouched reports "ok" through that hook.
 """
 
 from __future__ import annotations
@@ -17,24 +18,66 @@ import sys
 import tempfile
 import traceback
 import types
+from collections.abc import Callable
 
 from .libc import PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, _drop_all_caps
 from .namespaces import _Ctx
 from .protocol import Limits
 
-# Audit events a test program has no business raising: they reach other frames and all objects, and
-# so the harness' own state.  (ctypes is left alone: multiprocessing.Value & co. use it legitimately.)
+# Audit events a test program has no business raising: they reach every object (and so the harness'
+# state) or other threads' frames, or install a tracer (which can skip assertions by jumping lines; the
+# program's sys.settrace is a guard that never calls the real one, so any real call is an attack, e.g.
+# through ctypes.pythonapi.PyEval_SetTrace).  The audit hook aborts them and marks the run tampered.
+# (ctypes itself is left alone: multiprocessing.Value & co. use it legitimately.)
 _PACKAGE = __name__.rpartition(".")[0]  # this package's name in the zygote (see __main__.py)
-_TAINT_EVENTS = frozenset({"sys._current_frames", "gc.get_objects", "gc.get_referrers", "gc.get_referents"})
+# sys.monitoring (Python >= 3.12) can jump lines from its callbacks like a tracer.
+_TAINT_EVENTS = frozenset({"sys._current_frames", "gc.get_objects", "gc.get_referrers", "gc.get_referents",
+                           "sys.settrace", "sys.monitoring.register_callback"})
+_REPORT, _TAINT = "specbench.report", "specbench.taint"
+# sys.settrace as the program sees it: no closure, no reference to the real function (a closure cell
+# would hand it out: sys.settrace.__closure__), None accepted (doctest restores "no tracer" with it).
+_GUARD_SRC = """
+def settrace(function, /):
+    if function is not None:
+        audit("specbench.taint", "sys.settrace")
+        raise PermissionError("sys.settrace is disabled in the specbench sandbox (a tracer can skip asserts)")
+"""
+
+
+def _make_reporter(box: list[int], frame: types.FrameType) -> Callable[[str, tuple], None]:
+    """The audit hook that alone knows the nonce; it writes report lines on fd 3.
+
+    It is created in this short-lived frame from the nonce popped out of ``box``, so no frame the
+    program can walk to holds the nonce, and audit hooks cannot be listed from Python (gc is refused).
+    A ``specbench.report`` event counts only when raised by the harness frame itself (``frame``): the
+    program cannot run code in that frame, so calling ``sys.audit("specbench.report", "ok")`` itself
+    only marks the run tampered."""
+    nonce = box.pop()
+    write, getpid, getframe = os.write, os.getpid, sys._getframe
+
+    def hook(event: str, args: tuple) -> None:
+        if event == _REPORT:
+            kind = str(args[0]) if getframe(1) is frame else "tampered: raised the harness' report event"
+        elif event in _TAINT_EVENTS or event == _TAINT:
+            kind = f"tampered: used {event if event != _TAINT else args[0]}"
+        else:
+            return
+        try:
+            write(3, f"{nonce:032x} {getpid()} {kind.replace(chr(10), ' ')}\n".encode(errors="replace"))
+        except BaseException:  # noqa: BLE001
+            pass
+        if event in _TAINT_EVENTS:
+            raise RuntimeError(f"{event} is not allowed in the specbench sandbox")
+
+    return hook
 
 
 def _child(ctx: _Ctx, program: str, limits: Limits, workdir: str, out_w: int, err_w: int, rep_w: int,
-           nonce: str, extra_nproc: int) -> None:
+           box: list[int], extra_nproc: int) -> None:
     """In the forked child: confine ourselves, then run the program.  Never returns."""
     # Everything used after the program ran is bound here, before it can rebind anything.
-    _write, _exit, _getpid, _type = os.write, os._exit, os.getpid, type
+    _exit, _type, audit = os._exit, type, sys.audit
     _isinstance, _int, _str, _len, _print_exc = isinstance, int, str, len, traceback.print_exception
-    mypid = _getpid()
     os.setsid()
     os.dup2(out_w, 1)
     os.dup2(err_w, 2)
@@ -42,12 +85,7 @@ def _child(ctx: _Ctx, program: str, limits: Limits, workdir: str, out_w: int, er
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.closerange(4, 2**31 - 1)  # the zygote's pipes, the other pipe ends, everything (close_range(2))
-
-    def report(kind: str) -> None:
-        try:
-            _write(3, f"{nonce} {mypid} {kind}\n".encode())
-        except BaseException:  # noqa: BLE001
-            pass
+    hook = _make_reporter(box, sys._getframe())
 
     try:
         libc = ctx.libc
@@ -58,6 +96,9 @@ def _child(ctx: _Ctx, program: str, limits: Limits, workdir: str, out_w: int, er
                            "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                            "MKL_NUM_THREADS": "1"})
         tempfile.tempdir = None
+        if ctx.oom_protected:  # the zygote is exempt from the OOM killer; the program must not be
+            with open("/proc/self/oom_score_adj", "w", encoding="ascii") as f:
+                f.write("0")
         if ctx.uid is not None:
             os.setgroups([])
             os.setresgid(ctx.uid, ctx.uid, ctx.uid)
@@ -100,27 +141,22 @@ def _child(ctx: _Ctx, program: str, limits: Limits, workdir: str, out_w: int, er
         bdict = builtins.__dict__
         # "_" is the REPL's last value; doctest's 'single'-mode exec sets it legitimately
         bdict.setdefault("_", None)
-        snapshot = [(k, v) for k, v in bdict.items() if k != "_"]
+        snapshot = tuple((k, v) for k, v in bdict.items() if k != "_")  # a tuple: frame walkers can't edit it
         n_builtins = len(bdict)
         bget = bdict.get
         missing = object()
-        flagged: list[str] = []
-        flag = flagged.append
-        settrace_orig = sys.settrace
-
-        def guarded_settrace(fn: object) -> None:
-            if fn is not None:
-                flag("sys.settrace")
-            settrace_orig(fn)  # type: ignore[arg-type]
-
-        sys.settrace = guarded_settrace
-        sys_mod, gettrace = sys, sys.gettrace
+        guard_ns: dict = {"__builtins__": builtins, "audit": audit}
+        exec(_GUARD_SRC, guard_ns)
+        sys.settrace = guard_ns.pop("settrace")
+        gettrace = sys.gettrace
+        sys.addaudithook(hook)
     except BaseException as exc:  # noqa: BLE001
         try:
             os.write(2, f"sandbox setup failed: {exc!r}\n".encode())
         finally:
-            report(f"setup-error {type(exc).__name__}: {exc}")
+            hook(_REPORT, (f"setup-error {type(exc).__name__}: {exc}",))
             _exit(70)
+    del hook  # from here on only the audit machinery holds it
 
     def flush() -> None:
         for s in (out, err):
@@ -129,13 +165,8 @@ def _child(ctx: _Ctx, program: str, limits: Limits, workdir: str, out_w: int, er
             except BaseException:  # noqa: BLE001
                 pass
 
-    def hook(event: str, args: tuple) -> None:
-        if event in _TAINT_EVENTS:
-            flag(event)
-
     try:
         code = compile(program, "<program>", "exec", dont_inherit=True)
-        sys.addaudithook(hook)
         exec(code, g)
     except SystemExit as exc:
         c = exc.code
@@ -150,7 +181,7 @@ def _child(ctx: _Ctx, program: str, limits: Limits, workdir: str, out_w: int, er
                 pass
             rc = 1
         flush()
-        report(f"exit {rc}")
+        audit(_REPORT, f"exit {rc}")
         _exit(rc)
     except BaseException as exc:  # noqa: BLE001
         try:
@@ -163,14 +194,12 @@ def _child(ctx: _Ctx, program: str, limits: Limits, workdir: str, out_w: int, er
             name = name if _isinstance(name, _str) else "?"
         except BaseException:  # noqa: BLE001
             name = "?"
-        report(f"exception {name}")
+        audit(_REPORT, f"exception {name}")
         _exit(1)
 
     # The program's last statement returned.  Was the harness left as it was?
     reason = ""
-    if flagged:
-        reason = f"used {flagged[0]}"
-    elif _len(bdict) != n_builtins:
+    if _len(bdict) != n_builtins:
         reason = "added or removed builtins"
     else:
         for k, v in snapshot:
@@ -179,11 +208,11 @@ def _child(ctx: _Ctx, program: str, limits: Limits, workdir: str, out_w: int, er
                 break
     if not reason and g.get("__builtins__") is not builtins:
         reason = "replaced __builtins__"
-    if not reason and (sys_mod.settrace is not guarded_settrace or gettrace() is not None):
+    if not reason and gettrace() is not None:
         reason = "installed a trace function"
     flush()
     if reason:
-        report(f"tampered: {reason}")
+        audit(_REPORT, f"tampered: {reason}")
         _exit(1)
-    report("ok")
+    audit(_REPORT, "ok")
     _exit(0)

@@ -7,11 +7,12 @@ aborting, so the sandbox still judges programs on machines that allow less isola
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import signal
-import sys
 
+from .filesystem import _interpreter_paths, cover_dirs, home_of, private_dev, private_dirs
 from .libc import (
     CLONE_NEWIPC,
     CLONE_NEWNET,
@@ -36,6 +37,7 @@ from .libc import (
     PR_SET_PDEATHSIG,
     _Libc,
 )
+from .syscalls import install_socket_filter
 
 _UID_BASE = 1_500_000_000  # + zygote pid: an otherwise unused uid per zygote (root mode)
 
@@ -50,8 +52,11 @@ def _mountinfo() -> list[tuple[str, list[str]]]:
     return out
 
 
-def _remount_readonly(libc: _Libc) -> list[str]:
-    """Remount every mount of this (private) mount namespace read-only; returns failures."""
+def _remount_readonly(libc: _Libc, hidden: list[str]) -> list[str]:
+    """Remount every mount of this (private) mount namespace read-only; returns failures.
+
+    Mounts under ``hidden`` (covered by a private tmpfs) that are no longer reachable fail with EINVAL
+    and do not count: nothing can reach them."""
     failed = []
     for mp, opts in _mountinfo():
         flags = MS_BIND | MS_REMOUNT | MS_RDONLY
@@ -64,60 +69,9 @@ def _remount_readonly(libc: _Libc) -> list[str]:
         try:
             libc.mount(None, mp, None, flags, None)
         except OSError as exc:
-            failed.append(f"{mp}: {exc.strerror}")
+            if not (exc.errno in (errno.EINVAL, errno.ENOENT) and any(mp.startswith(h + "/") for h in hidden)):
+                failed.append(f"{mp}: {exc.strerror}")
     return failed
-
-
-def _interpreter_paths() -> list[str]:
-    """Directories a program's imports may need: the prefixes, sys.path, the interpreter's own dir."""
-    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-             os.path.dirname(sys.executable), os.path.dirname(os.path.realpath(sys.executable))]
-    paths += [p for p in sys.path if p]
-    out = []
-    for p in paths:
-        for q in (p, os.path.realpath(p)):
-            if os.path.isabs(q) and os.path.isdir(q) and q not in out:
-                out.append(os.path.normpath(q))
-    return out
-
-
-def _blocked_ancestor(path: str) -> str | None:
-    """The outermost directory on the way to path that "others" may not traverse (mode bits only)."""
-    cur = "/"
-    for part in path.strip("/").split("/"):
-        if not (os.stat(cur).st_mode & 0o001):
-            return cur if cur != "/" else None
-        cur = os.path.join(cur, part)
-    return None
-
-
-def _expose_interpreter(libc: _Libc) -> list[str]:
-    """Root mode: make the interpreter readable by the sandbox uid where a 0700 ancestor hides it.
-
-    Each blocking ancestor (e.g. /root holding ~/.pyenv) gets a small tmpfs over it, with only the
-    needed directories bind-mounted back at their own paths; the rest of that ancestor stays hidden.
-    """
-    needed: dict[str, list[str]] = {}
-    for p in _interpreter_paths():
-        a = _blocked_ancestor(p)
-        if a is not None:
-            needed.setdefault(a, []).append(p)
-    tops = [a for a in needed if not any(a != b and a.startswith(b + "/") for b in needed)]
-    exposed = []
-    for a in sorted(tops):
-        under = sorted({p for b, ps in needed.items() if b == a or b.startswith(a + "/") for p in ps})
-        under = [p for p in under if not any(p != q and p.startswith(q + "/") for q in under)]
-        fds = [os.open(p, os.O_PATH | os.O_DIRECTORY) for p in under]
-        try:
-            libc.mount("tmpfs", a, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
-            for p, fd in zip(under, fds, strict=True):
-                os.makedirs(p, mode=0o755, exist_ok=True)
-                libc.mount(f"/proc/self/fd/{fd}", p, None, MS_BIND | MS_REC, None)
-                exposed.append(p)
-        finally:
-            for fd in fds:
-                os.close(fd)
-    return exposed
 
 
 class _Ctx:
@@ -133,6 +87,8 @@ class _Ctx:
         self.mount_dir = ""
         self.report: dict[str, bool | str] = {}
         self.reaped: dict[int, int] = {}  # pid -> wait status of children reaped so far
+        self.home: str | None = None  # the user's home directory, hidden from programs
+        self.oom_protected = False  # we set oom_score_adj -1000: children must reset theirs to 0
 
 
 def _zygote_setup(cfg: dict, keep_fds: tuple[int, int]) -> _Ctx:
@@ -144,6 +100,9 @@ def _zygote_setup(cfg: dict, keep_fds: tuple[int, int]) -> _Ctx:
     host_pid = os.getpid()  # unique among live processes: names this zygote's sandbox uid
     ns = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
     mapped_uid = euid  # host uid of the programs in userns mode
+    ctx.home = home_of(euid)
+    if cfg.get("cgroup_procs"):
+        _join_cgroup(ctx, cfg["cgroup_procs"], notes)
     if cfg.get("namespaces", True):
         if euid == 0:
             try:
@@ -192,21 +151,10 @@ def _zygote_setup(cfg: dict, keep_fds: tuple[int, int]) -> _Ctx:
         if ctx.mode == "root":
             ctx.uid = _probe_uid(_UID_BASE + host_pid)
         if mount_ns:
-            try:
-                libc.mount("tmpfs", ctx.mount_dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m")
-                libc.umount(ctx.mount_dir)
-                ctx.tmpfs = True
-            except OSError as exc:
-                notes.append(f"tmpfs mounts unavailable ({exc.strerror})")
-            if ctx.tmpfs and ctx.uid is not None:
-                try:
-                    exposed = _expose_interpreter(libc)
-                    if exposed:
-                        ctx.report["exposed_paths"] = ":".join(exposed)
-                except OSError as exc:
-                    notes.append(f"could not expose the interpreter to the sandbox uid ({exc})")
+            _private_filesystem(ctx, notes)
             if ctx.tmpfs:  # only then is there somewhere writable left for the programs
-                failed = _remount_readonly(libc)
+                hidden = ["/dev"] + [d for d in str(ctx.report.get("private_dirs", "")).split(":") if d]
+                failed = _remount_readonly(libc, hidden)
                 if any(f.startswith("/:") for f in failed):
                     notes.append("could not make / read-only")
                 ctx.report["readonly_filesystem"] = not any(f.startswith("/:") for f in failed)
@@ -256,6 +204,9 @@ def _zygote_setup(cfg: dict, keep_fds: tuple[int, int]) -> _Ctx:
                      "other processes and write wherever the user can")
     elif ctx.report.get("readonly_filesystem") is not True:
         notes.append("filesystem is NOT read-only outside the working directory")
+    seccomp_problem = install_socket_filter()  # after _if_names(): it needs a netlink socket
+    if seccomp_problem:
+        notes.append(f"{seccomp_problem}: Unix, netlink and packet sockets are NOT refused")
     unprivileged = (ctx.uid is not None) or (ctx.mode == "userns" and mapped_uid != 0)
     if not unprivileged:
         notes.append("programs run with the caller's privileges")
@@ -274,12 +225,60 @@ def _zygote_setup(cfg: dict, keep_fds: tuple[int, int]) -> _Ctx:
             "max_procs_enforced": bool(max_procs),
             "rlimits": True,
             "completion_nonce": True,
+            "seccomp": not seccomp_problem,
+            "isolation_level": ("none" if ctx.mode == "none" else
+                                "full" if netns and not seccomp_problem else "namespaces"),
             "degraded": "; ".join(notes),
         }
     )
     ctx.report.setdefault("readonly_filesystem", False)
     ctx.report.setdefault("private_proc", False)
+    ctx.report.setdefault("memory_cgroup", False)
     return ctx
+
+
+def _join_cgroup(ctx: _Ctx, procs: str, notes: list[str]) -> None:
+    """Join the memory cgroup the parent made for us; every program we fork inherits it (see ../cgroup.py).
+
+    The OOM killer must pick the program, never us: as root we opt out (children opt back in)."""
+    try:
+        with open(procs, "w", encoding="ascii") as f:
+            f.write("0")
+        ctx.report["memory_cgroup"] = True
+    except OSError as exc:
+        notes.append(f"could not join the memory cgroup ({exc.strerror})")
+        return
+    try:
+        with open("/proc/self/oom_score_adj", "w", encoding="ascii") as f:
+            f.write("-1000")
+        ctx.oom_protected = True
+    except OSError:
+        pass
+
+
+def _private_filesystem(ctx: _Ctx, notes: list[str]) -> None:
+    """Hide host IPC paths (/tmp, /run, homes) and /dev behind private tmpfs mounts; test tmpfs mounts."""
+    libc = ctx.libc
+    try:
+        covered = private_dirs(root_mode=ctx.uid is not None, home=ctx.home)
+        exposed = cover_dirs(libc, covered, _interpreter_paths(), [ctx.mount_dir])
+        ctx.report["private_dirs"] = ":".join(covered)
+        if exposed:
+            ctx.report["exposed_paths"] = ":".join(exposed)
+    except OSError as exc:
+        notes.append(f"could not hide /tmp, /run and home directories ({exc})")
+    try:
+        private_dev(libc)
+        ctx.report["private_dev"] = True
+    except OSError as exc:
+        notes.append(f"could not reduce /dev ({exc})")
+    try:
+        os.makedirs(ctx.mount_dir, mode=0o755, exist_ok=True)
+        libc.mount("tmpfs", ctx.mount_dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m")
+        libc.umount(ctx.mount_dir)
+        ctx.tmpfs = True
+    except OSError as exc:
+        notes.append(f"tmpfs mounts unavailable ({exc.strerror})")
 
 
 def _if_names() -> list[tuple[int, str]]:

@@ -49,7 +49,10 @@ def _supervise(ctx: _Ctx, program: str, limits: Limits, workdir: str) -> dict:
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     rep_r, rep_w = os.pipe()
-    nonce = os.urandom(16).hex()
+    # The nonce never becomes a local of this frame: the child inherits this frame (a program can walk
+    # up to it), so the child empties the box in its own memory; the zygote's copy is untouched.
+    # An int, not a hex string: 32 hex digits would be easy to spot by scanning /proc/self/mem.
+    box = [int.from_bytes(os.urandom(16), "big")]
     extra_nproc = 0
     if ctx.mode == "userns":
         extra_nproc = 2  # both zygote processes count under the same (user namespace, uid)
@@ -59,11 +62,12 @@ def _supervise(ctx: _Ctx, program: str, limits: Limits, workdir: str) -> dict:
     pid = os.fork()
     if pid == 0:
         try:
-            _child(ctx, program, limits, workdir, out_w, err_w, rep_w, nonce, extra_nproc)
+            _child(ctx, program, limits, workdir, out_w, err_w, rep_w, box, extra_nproc)
         finally:
             os._exit(70)
     for fd in (out_w, err_w, rep_w):
         os.close(fd)
+    nonce = f"{box[0]:032x}"
 
     keep = min(limits.max_output_bytes, _TAIL_MAX)
     tails = {out_r: _Tail(keep), err_r: _Tail(keep)}
@@ -134,11 +138,7 @@ def _supervise(ctx: _Ctx, program: str, limits: Limits, workdir: str) -> dict:
         if pidfd is not None:
             os.close(pidfd)
 
-    kind = ""
-    for line in bytes(report).decode("ascii", errors="replace").splitlines():
-        parts = line.split(" ", 2)
-        if len(parts) == 3 and parts[0] == nonce and parts[1] == str(pid):
-            kind = parts[2]
+    kind = _verdict_line(bytes(report), nonce, pid)
     rc = os.waitstatus_to_exitcode(status) if status is not None else None
     st, detail = _classify(kind, rc, timed_out, overflow, limits)
     return {
@@ -150,6 +150,25 @@ def _supervise(ctx: _Ctx, program: str, limits: Limits, workdir: str) -> dict:
         "wall_s": round(wall, 6),
         "detail": detail,
     }
+
+
+def _verdict_line(report: bytes, nonce: str, pid: int) -> str:
+    """The child's last report, unless any line shows tampering.
+
+    Every line the harness writes carries the nonce; a line without it was written by the program
+    (forging or guessing), which is tampering.  Taint lines ("tampered: used gc.get_objects") count from
+    any process of the program; the verdict line only from the child itself (not from a forked copy)."""
+    kind = tampered = ""
+    for line in report.decode("ascii", errors="replace").splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[0] == nonce:
+            if parts[2].startswith("tampered") and not tampered:
+                tampered = parts[2]
+            if parts[1] == str(pid):
+                kind = parts[2]
+        else:
+            return "tampered: wrote a line on the report pipe without the nonce (forgery)"
+    return tampered or kind
 
 
 def _classify(kind: str, rc: int | None, timed_out: bool, overflow: bool, limits: Limits) -> tuple[str, str]:

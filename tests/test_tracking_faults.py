@@ -1,0 +1,248 @@
+"""The tracking server down during a cell: bounded waits, the cell's results spooled under the cache,
+the parent ended, everything uploaded when the server is back.  A real `mlflow server` (sqlite and an
+artifact folder in tmp, a free port) is stopped in the middle of a real `run_cell` (gsm8k from its
+slice, scored and logged as always) and started again; the model is stood in for by canned answers,
+as in test_lmeval_io.py: what is under test is tracking, and an engine would only add minutes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from specbench import pipeline, tracking
+from specbench.engines import Engine, EngineStats, Generation, LoglikResult
+from specbench.tracking import spool
+
+MLFLOW = str(Path(sys.executable).with_name("mlflow"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`mlflow server` in its own process group (it starts uvicorn workers as children)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.port = folder, _free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [MLFLOW, "server", "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
+             "--artifacts-destination", str(self.folder / "artifacts"), "--host", "127.0.0.1",
+             "--port", str(self.port), "--workers", "1"],
+            stdout=subprocess.DEVNULL, stderr=open(self.folder / "server.log", "ab"), start_new_session=True)
+        deadline = time.time() + 120
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    break
+            except OSError:
+                assert self.proc.poll() is None, (self.folder / "server.log").read_text()[-2000:]
+                assert time.time() < deadline, "mlflow server did not start"
+                time.sleep(0.3)
+        MlflowClient(self.uri).search_experiments(max_results=1)  # serving, not only listening
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    srv = Server(tmp_path)
+    srv.start()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", srv.uri)
+    monkeypatch.setenv("SPECBENCH_CACHE", str(tmp_path / "cache"))
+    spool.mark_up()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        spool.mark_up()
+
+
+class CannedEngine(Engine):
+    """Answers every prompt with a fixed text; ``on_generate`` runs first (here: the server goes down)."""
+
+    def __init__(self, on_generate) -> None:
+        super().__init__()
+        self.on_generate = on_generate
+
+    def generate(self, prompts, params, **_: object) -> Generation:
+        self.on_generate()
+        return Generation([["#### 18"] for _ in prompts], 10 * len(prompts), 3 * len(prompts), 0.01)
+
+    def loglikelihood(self, requests) -> list[LoglikResult]:
+        return [LoglikResult(-1.0, False) for _ in requests]
+
+    def stats(self) -> EngineStats:
+        return EngineStats()
+
+    def memory(self) -> dict[str, float]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.slow
+def test_server_down_mid_cell_spools_then_uploads(server, registry, tmp_path):
+    plan = pipeline.plan_cell(registry, "smollm2_135m", "gsm8k", engine="transformers", samples=3)
+    tracking.setup("faults")
+    stopped: list[float] = []
+
+    def kill_server() -> None:
+        server.stop()
+        stopped.append(time.time())
+
+    with tracking.open_run("category", name="category:faults", tags={"category": "faults"}) as parent:
+        result = pipeline.run_cell(plan, engine=CannedEngine(kill_server), parent_run_id=parent.run_id)
+        parent.log_metrics({"cells_finished": 1.0})
+    took = time.time() - stopped[0]
+    # A dead server cost one bounded wait (2 retries, 10 s timeout), not MLflow's default minutes.
+    assert took < 30, f"{took:.0f} s after the server went down"
+    assert result.status == tracking.FINISHED, result.error
+    assert result.metrics["n_samples"] == 3 and "exact_match_strict" in result.metrics
+    folders = {p.name for p in spool.spooled(server.uri)}
+    assert folders == {result.run_id, parent.run_id}
+    ops = [json.loads(x)["op"] for x in (spool.root() / result.run_id / "ops.jsonl").read_text().splitlines()]
+    assert "metrics" in ops and "artifact" in ops and ops[-1] == "end"
+
+    server.start()
+    tracking.setup("faults")  # the next command that opens the store uploads what was spooled
+    assert spool.spooled(server.uri) == [] and not spool.is_down()
+    client = MlflowClient(server.uri)
+    cell, top = client.get_run(result.run_id), client.get_run(parent.run_id)
+    assert cell.info.status == top.info.status == "FINISHED"
+    assert cell.data.metrics["exact_match_strict"] == result.metrics["exact_match_strict"]
+    assert cell.data.metrics["n_samples"] == 3 and top.data.metrics["cells_finished"] == 1.0
+    assert cell.data.params["model.key"] == "smollm2_135m" and cell.data.tags["mlflow.parentRunId"] == parent.run_id
+    assert tracking.ArtifactReader().table(result.run_id) is not None  # samples.json, as a table
+    names = {a.path for a in client.list_artifacts(result.run_id)}
+    assert {"samples.json", "config.json", "environment.json"} <= names
+    logged = json.loads(cell.data.tags["mlflow.loggedArtifacts"])
+    assert {"path": "samples.json", "type": "table"} in logged
+
+
+def test_an_unreachable_store_fails_in_seconds(tmp_path, monkeypatch):
+    """Nothing listening: MLflow's own retries, bounded by specbench's defaults, give up in seconds."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{_free_port()}")
+    for key in spool.HTTP_DEFAULTS:
+        monkeypatch.delenv(key, raising=False)
+    t0 = time.time()
+    with pytest.raises(Exception, match="127.0.0.1"):
+        tracking.setup("faults")
+    assert time.time() - t0 < 20
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # the user's own setting wins
+    spool.http_defaults()
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"
+
+
+class VersionedEngine(CannedEngine):
+    """Canned answers from an engine that names its version (vLLM's, as a cell tags it) and can fail."""
+
+    def __init__(self, version: str, fail: bool = False) -> None:
+        super().__init__(self._maybe_fail)
+        self.version, self.fail = version, fail
+
+    def _maybe_fail(self) -> None:
+        if self.fail:
+            raise RuntimeError("the engine died mid-cell")
+
+    def stats(self) -> EngineStats:
+        return EngineStats(version=self.version)
+
+
+def test_a_cell_resumed_elsewhere_finishes_in_the_same_run(registry, mlflow_store, tmp_path, monkeypatch):
+    """Another machine: another SPECBENCH_CACHE (so another absolute path of the weights) and another
+    vLLM version.  The failed cell is reopened and FINISHES in its own run: weights' paths are logged
+    relative to the cache and the version is a tag, so no param changes value."""
+    monkeypatch.setenv("SPECBENCH_CACHE", str(tmp_path / "machine_a"))
+    here = pipeline.plan_cell(registry, "smollm2_135m", "gsm8k", engine="vllm", samples=2)
+    failed = pipeline.run_cell(here, engine=VersionedEngine("0.10.0", fail=True), experiment="faults")
+    assert failed.status == tracking.FAILED
+    monkeypatch.setenv("SPECBENCH_CACHE", str(tmp_path / "machine_b"))
+    there = pipeline.plan_cell(registry, "smollm2_135m", "gsm8k", engine="vllm", samples=2)
+    assert str(there.weights.path) != str(here.weights.path) and there.config_hash() == here.config_hash()
+    done = pipeline.run_cell(there, engine=VersionedEngine("0.11.0"), run_id=failed.run_id, experiment="faults")
+    assert done.status == tracking.FINISHED, done.error
+    assert done.run_id == failed.run_id
+    run = MlflowClient(mlflow_store).get_run(done.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["specbench.vllm.version"] == "0.11.0"
+    assert run.data.params["vllm.model"].startswith("cache:") and "specbench.error" not in run.data.tags
+    assert "specbench.superseded_by" not in run.data.tags
+
+
+def test_a_run_whose_params_really_differ_is_superseded_not_reopened(registry, mlflow_store, monkeypatch,
+                                                                     tmp_path):
+    """MLflow refuses to change a param: such a run is never reopened again and again; a fresh run of
+    the same cell takes its place, the old one says by which, and a category's resume skips it."""
+    from specbench.pipeline.category import existing_runs
+
+    monkeypatch.setenv("SPECBENCH_CACHE", str(tmp_path / "cache"))
+    plan = pipeline.plan_cell(registry, "smollm2_135m", "gsm8k", engine="vllm", samples=2)
+    with tracking.open_run("category", name="category:faults", experiment="faults",
+                           tags={"category": "faults", "plan_digest": "d1"}) as parent:
+        old = pipeline.run_cell(plan, engine=VersionedEngine("1", fail=True), parent_run_id=parent.run_id,
+                                extra_params={"endpoint.region": "eu"})
+        new = pipeline.run_cell(plan, engine=VersionedEngine("1"), parent_run_id=parent.run_id, run_id=old.run_id,
+                                extra_params={"endpoint.region": "us"})
+    assert old.status == tracking.FAILED and new.status == tracking.FINISHED, new.error
+    assert new.run_id != old.run_id
+    client = MlflowClient(mlflow_store)
+    before, after = client.get_run(old.run_id), client.get_run(new.run_id)
+    assert before.data.tags["specbench.superseded_by"] == new.run_id and before.info.status == "FAILED"
+    assert after.data.tags["specbench.supersedes"] == old.run_id
+    assert "endpoint.region" in after.data.tags["specbench.supersede_reason"]
+    assert after.data.params["endpoint.region"] == "us" and after.data.tags["mlflow.parentRunId"] == parent.run_id
+    _, children = existing_runs("d1", "faults")
+    assert [r.run_id for r in children.values()] == [new.run_id]
+
+
+_SAME_DATASET = """
+import sys, time
+from datasets import Dataset
+from specbench import tracking
+tracking.setup("race")
+start, n = float(sys.argv[1]), int(sys.argv[2])
+with tracking.open_run("cell", name=sys.argv[3]) as run:
+    for i in range(n):
+        ds = Dataset.from_dict({"x": [i]})
+        time.sleep(max(0.0, start + 0.5 * i - time.time()))  # both processes log dataset i at the same instant
+        run.log_dataset(ds, f"d{i}", "slice", f"{i:064d}")
+print("ok", flush=True)
+"""
+
+
+def test_two_processes_logging_the_same_dataset_at_once_both_finish(mlflow_store):
+    """Two Ray actors (or machines) answering the same dataset log it into one experiment at once: both
+    create its dataset row, and MLflow's unique constraint fails one of them (seen in a Ray category run).
+    Logging retries then, so neither cell fails for it."""
+    tracking.setup("race")  # the store's tables made once, here (two processes would race on them too)
+    start, n = time.time() + 8, 8  # both interpreters imported by then
+    procs = [subprocess.Popen([sys.executable, "-c", _SAME_DATASET, str(start), str(n), f"cell{k}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(2)]
+    results = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, results, strict=True):
+        assert p.returncode == 0 and out.strip() == "ok", err[-3000:]
+    client = MlflowClient(mlflow_store)
+    runs = client.search_runs([client.get_experiment_by_name("race").experiment_id])
+    assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
+    assert all(len(r.inputs.dataset_inputs) == n for r in runs)  # every dataset on both runs
