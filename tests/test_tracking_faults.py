@@ -140,6 +140,43 @@ def test_server_down_mid_cell_spools_then_uploads(server, registry, tmp_path):
     assert {"path": "samples.json", "type": "table"} in logged
 
 
+@pytest.mark.slow
+def test_a_server_that_stops_answering_mid_cell_costs_bounded_waits(server, registry, monkeypatch):
+    """Slow rather than dead: the server's processes are frozen (SIGSTOP) mid-cell, so connections are
+    accepted and never answered.  Each write waits its timeout (the user's settings here: 2 s, 1 retry),
+    the cell finishes into the spool, and once the server answers again everything is uploaded once,
+    including the writes whose requests it received but answered too late."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    plan = pipeline.plan_cell(registry, "smollm2_135m", "gsm8k", engine="transformers", samples=3)
+    tracking.setup("slow")
+    frozen: list[float] = []
+
+    def freeze_server() -> None:
+        os.killpg(server.proc.pid, signal.SIGSTOP)
+        frozen.append(time.time())
+
+    try:
+        with tracking.open_run("category", name="category:slow", tags={"category": "slow"}) as parent:
+            result = pipeline.run_cell(plan, engine=CannedEngine(freeze_server), parent_run_id=parent.run_id)
+        took = time.time() - frozen[0]
+    finally:
+        os.killpg(server.proc.pid, signal.SIGCONT)
+    assert took < 30, f"{took:.0f} s after the server stopped answering"
+    assert result.status == tracking.FINISHED, result.error
+    assert {p.name for p in spool.spooled(server.uri)} == {result.run_id, parent.run_id}
+
+    tracking.setup("slow")  # answering again: the spool goes up
+    assert spool.spooled(server.uri) == [] and not spool.is_down()
+    client = MlflowClient(server.uri)
+    cell = client.get_run(result.run_id)
+    assert cell.info.status == client.get_run(parent.run_id).info.status == "FINISHED"
+    assert cell.data.metrics["exact_match_strict"] == result.metrics["exact_match_strict"]
+    history = client.get_metric_history(result.run_id, "n_samples")
+    assert [m.value for m in history] == [3.0]  # uploaded once, not once per attempt
+    assert "samples.json" in {a.path for a in client.list_artifacts(result.run_id)}
+
+
 def test_an_unreachable_store_fails_in_seconds(tmp_path, monkeypatch):
     """Nothing listening: MLflow's own retries, bounded by specbench's defaults, give up in seconds."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{_free_port()}")
