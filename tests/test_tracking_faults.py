@@ -183,9 +183,16 @@ def test_an_unreachable_store_fails_in_seconds(tmp_path, monkeypatch):
     for key in spool.HTTP_DEFAULTS:
         monkeypatch.delenv(key, raising=False)
     t0 = time.time()
-    with pytest.raises(Exception, match="127.0.0.1"):
+    with pytest.raises(tracking.TrackingUnavailable, match="127.0.0.1"):
         tracking.setup("faults")
     assert time.time() - t0 < 20
+    # a command says so in one line, exit 1 (a fault, not bad input)
+    cli = subprocess.run([sys.executable, "-m", "specbench.cli", "evaluate", "--model", "smollm2_135m", "--dataset",
+                          "gsm8k", "--samples", "1", "--engine", "transformers"], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "SPECBENCH_CACHE": str(tmp_path), "HF_HUB_OFFLINE": "1"})
+    lines = [ln for ln in cli.stderr.splitlines() if ln.startswith("error:")]
+    assert cli.returncode == 1 and len(lines) == 1 and "cannot be reached" in lines[0], cli.stderr[-2000:]
+    assert "Traceback" not in cli.stderr
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # the user's own setting wins
     spool.http_defaults()

@@ -55,6 +55,7 @@ from specbench.tracking.naming import (
     tag,
     tags,
 )
+from specbench.tracking.spool import TrackingUnavailable
 from specbench.tracking.store import ensure_setup, take_launcher_run, tracking_uri
 
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
@@ -64,10 +65,6 @@ SUPERSEDED_BY = "superseded_by"
 
 class RunInUse(Exception):
     """A run to reopen is held by another live process (its owner); one line, exit 2."""
-
-
-class TrackingUnavailable(Exception):
-    """The store cannot be reached to open a run (after MLflow's bounded retries); one line."""
 
 
 class RunHandle:

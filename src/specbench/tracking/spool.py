@@ -56,6 +56,10 @@ def mark_up() -> None:
     _down.clear()
 
 
+class TrackingUnavailable(Exception):
+    """The store cannot be reached to start anything (after MLflow's bounded retries); one line, exit 1."""
+
+
 def is_transport_error(exc: BaseException) -> bool:
     """A failure of the store itself (unreachable, timing out, 5xx), not a refusal of what was
     written (a changed param, a bad name): only the former is spooled."""

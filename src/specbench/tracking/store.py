@@ -46,12 +46,19 @@ def setup(experiment: str | None = None) -> str:
     spool.http_defaults()
     mlflow.set_tracking_uri(uri)
     env_id = os.environ.get("MLFLOW_EXPERIMENT_ID")
-    if experiment is None and env_id and os.environ.get("MLFLOW_RUN_ID"):
-        # Under `mlflow run` the project's run already exists in that experiment; another
-        # active experiment would make start_run refuse to resume it.
-        mlflow.set_experiment(experiment_id=env_id)
-    else:
-        mlflow.set_experiment(experiment_name(experiment))
+    try:
+        if experiment is None and env_id and os.environ.get("MLFLOW_RUN_ID"):
+            # Under `mlflow run` the project's run already exists in that experiment; another
+            # active experiment would make start_run refuse to resume it.
+            mlflow.set_experiment(experiment_id=env_id)
+        else:
+            mlflow.set_experiment(experiment_name(experiment))
+    except Exception as exc:
+        if not spool.is_transport_error(exc):
+            raise
+        first = str(exc).split(" failed with exception ")[-1].split(" (Caused by ")[0]
+        raise spool.TrackingUnavailable(f"the tracking store {redact_url(uri)} cannot be reached "
+                                        f"({redact_url(first)}); check MLFLOW_TRACKING_URI") from None
     _configured[:] = [uri]
     if spool.spooled(uri):
         spool.flush(uri)
