@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.canned import CannedEngine
 from tests.conftest import ROOT
 
 from specbench import pipeline
-from specbench.engines import Engine, EngineStats, Generation, LoglikResult
 from specbench.pipeline import lmeval_io
 from specbench.types import ChoiceScores
 
@@ -172,29 +172,6 @@ def test_specbench_score_reads_lm_evals_samples_file(tmp_path):
     assert ours["exact_match_strict"] == pytest.approx(theirs["exact_match,strict-match"])
     assert ours["exact_match_flexible"] == pytest.approx(theirs["exact_match,flexible-extract"])
     assert 0 < ours["exact_match_strict"] < ours["exact_match_flexible"] < 1
-
-
-class CannedEngine(Engine):
-    """Stands in for a model: answers every prompt with the item's reference after '#### '."""
-
-    def __init__(self, answers: list[str]) -> None:
-        super().__init__()
-        self.answers = answers
-
-    def generate(self, prompts, params, **_: object) -> Generation:
-        return Generation([[a] for a in self.answers[:len(prompts)]], 0, 0, 0.01)
-
-    def loglikelihood(self, requests) -> list[LoglikResult]:
-        return [LoglikResult(-1.0, False) for _ in requests]
-
-    def stats(self) -> EngineStats:
-        return EngineStats()
-
-    def memory(self) -> dict[str, float]:
-        return {}
-
-    def close(self) -> None:
-        pass
 
 
 def test_run_cell_logs_lm_eval_artifacts(registry, mlflow_store, tmp_path):

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from tests.canned import CannedEngine
 
 from specbench import pipeline, tracking
-from specbench.engines import Engine, EngineStats, Generation, LoglikResult
 from specbench.tracking import spool
 
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
@@ -77,30 +77,6 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
         spool.mark_up()
 
 
-class CannedEngine(Engine):
-    """Answers every prompt with a fixed text; ``on_generate`` runs first (here: the server goes down)."""
-
-    def __init__(self, on_generate) -> None:
-        super().__init__()
-        self.on_generate = on_generate
-
-    def generate(self, prompts, params, **_: object) -> Generation:
-        self.on_generate()
-        return Generation([["#### 18"] for _ in prompts], 10 * len(prompts), 3 * len(prompts), 0.01)
-
-    def loglikelihood(self, requests) -> list[LoglikResult]:
-        return [LoglikResult(-1.0, False) for _ in requests]
-
-    def stats(self) -> EngineStats:
-        return EngineStats()
-
-    def memory(self) -> dict[str, float]:
-        return {}
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.mark.slow
 def test_server_down_mid_cell_spools_then_uploads(server, registry, tmp_path):
     plan = pipeline.plan_cell(registry, "smollm2_135m", "gsm8k", engine="transformers", samples=3)
@@ -112,7 +88,7 @@ def test_server_down_mid_cell_spools_then_uploads(server, registry, tmp_path):
         stopped.append(time.time())
 
     with tracking.open_run("category", name="category:faults", tags={"category": "faults"}) as parent:
-        result = pipeline.run_cell(plan, engine=CannedEngine(kill_server), parent_run_id=parent.run_id)
+        result = pipeline.run_cell(plan, engine=CannedEngine("#### 18", kill_server), parent_run_id=parent.run_id)
         parent.log_metrics({"cells_finished": 1.0})
     took = time.time() - stopped[0]
     # A dead server cost one bounded wait (2 retries, 10 s timeout), not MLflow's default minutes.
@@ -158,7 +134,7 @@ def test_a_server_that_stops_answering_mid_cell_costs_bounded_waits(server, regi
 
     try:
         with tracking.open_run("category", name="category:slow", tags={"category": "slow"}) as parent:
-            result = pipeline.run_cell(plan, engine=CannedEngine(freeze_server), parent_run_id=parent.run_id)
+            result = pipeline.run_cell(plan, engine=CannedEngine("#### 18", freeze_server), parent_run_id=parent.run_id)
         took = time.time() - frozen[0]
     finally:
         os.killpg(server.proc.pid, signal.SIGCONT)
@@ -199,19 +175,13 @@ def test_an_unreachable_store_fails_in_seconds(tmp_path, monkeypatch):
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"
 
 
-class VersionedEngine(CannedEngine):
+def _died() -> None:
+    raise RuntimeError("the engine died mid-cell")
+
+
+def versioned_engine(version: str, fail: bool = False) -> CannedEngine:
     """Canned answers from an engine that names its version (vLLM's, as a cell tags it) and can fail."""
-
-    def __init__(self, version: str, fail: bool = False) -> None:
-        super().__init__(self._maybe_fail)
-        self.version, self.fail = version, fail
-
-    def _maybe_fail(self) -> None:
-        if self.fail:
-            raise RuntimeError("the engine died mid-cell")
-
-    def stats(self) -> EngineStats:
-        return EngineStats(version=self.version)
+    return CannedEngine("#### 18", _died if fail else None, version)
 
 
 def test_a_cell_resumed_elsewhere_finishes_in_the_same_run(registry, mlflow_store, tmp_path, monkeypatch):
@@ -220,12 +190,12 @@ def test_a_cell_resumed_elsewhere_finishes_in_the_same_run(registry, mlflow_stor
     relative to the cache and the version is a tag, so no param changes value."""
     monkeypatch.setenv("SPECBENCH_CACHE", str(tmp_path / "machine_a"))
     here = pipeline.plan_cell(registry, "smollm2_135m", "gsm8k", engine="vllm", samples=2)
-    failed = pipeline.run_cell(here, engine=VersionedEngine("0.10.0", fail=True), experiment="faults")
+    failed = pipeline.run_cell(here, engine=versioned_engine("0.10.0", fail=True), experiment="faults")
     assert failed.status == tracking.FAILED
     monkeypatch.setenv("SPECBENCH_CACHE", str(tmp_path / "machine_b"))
     there = pipeline.plan_cell(registry, "smollm2_135m", "gsm8k", engine="vllm", samples=2)
     assert str(there.weights.path) != str(here.weights.path) and there.config_hash() == here.config_hash()
-    done = pipeline.run_cell(there, engine=VersionedEngine("0.11.0"), run_id=failed.run_id, experiment="faults")
+    done = pipeline.run_cell(there, engine=versioned_engine("0.11.0"), run_id=failed.run_id, experiment="faults")
     assert done.status == tracking.FINISHED, done.error
     assert done.run_id == failed.run_id
     run = MlflowClient(mlflow_store).get_run(done.run_id)
@@ -244,9 +214,9 @@ def test_a_run_whose_params_really_differ_is_superseded_not_reopened(registry, m
     plan = pipeline.plan_cell(registry, "smollm2_135m", "gsm8k", engine="vllm", samples=2)
     with tracking.open_run("category", name="category:faults", experiment="faults",
                            tags={"category": "faults", "plan_digest": "d1"}) as parent:
-        old = pipeline.run_cell(plan, engine=VersionedEngine("1", fail=True), parent_run_id=parent.run_id,
+        old = pipeline.run_cell(plan, engine=versioned_engine("1", fail=True), parent_run_id=parent.run_id,
                                 extra_params={"endpoint.region": "eu"})
-        new = pipeline.run_cell(plan, engine=VersionedEngine("1"), parent_run_id=parent.run_id, run_id=old.run_id,
+        new = pipeline.run_cell(plan, engine=versioned_engine("1"), parent_run_id=parent.run_id, run_id=old.run_id,
                                 extra_params={"endpoint.region": "us"})
     assert old.status == tracking.FAILED and new.status == tracking.FINISHED, new.error
     assert new.run_id != old.run_id
