@@ -225,6 +225,27 @@ def test_out_of_range_values_are_one_line(capsys, conf_dir, argv):
     assert code == 2 and len(lines) == 1 and "error: argument --" in lines[0] and "--help" in lines[0], lines
 
 
+@pytest.mark.parametrize(("argv", "valid"), [
+    (["run", "category", "efficiency_optimized", "--executor", "spark"], "valid: local, ray"),
+])
+def test_a_bad_executor_is_one_line(capsys, conf_dir, argv, valid):
+    code, lines = _run(capsys, ["--conf", str(conf_dir), *argv])
+    assert code == 2 and len(lines) == 1 and valid in lines[0], lines
+
+
+@pytest.mark.parametrize(("name", "value", "valid"), [
+    ("SPECBENCH_HEARTBEAT_S", "soon", "a number of seconds > 0"),
+    ("SPECBENCH_SWEEP_HEARTBEAT_S", "-5", "a number of seconds > 0"),
+    ("SPECBENCH_HEARTBEAT_S", "nan", "a number of seconds > 0"),
+    ("SPECBENCH_PUBLISH", "sometimes", "valid: auto, always, never"),
+    ("SPECBENCH_SANDBOX_ALLOW_UNISOLATED", "please", "valid: 1, 0"),
+])
+def test_a_bad_setting_is_one_line_before_anything_runs(capsys, conf_dir, monkeypatch, name, value, valid):
+    monkeypatch.setenv(name, value)
+    code, lines = _run(capsys, ["--conf", str(conf_dir), "validate"])
+    assert code == 2 and len(lines) == 1 and name in lines[0] and valid in lines[0], lines
+
+
 _SPEC_VALUE = st.one_of(st.none(), st.booleans(), st.integers(-3, 10**10), st.floats(allow_nan=True),
                         st.text(max_size=6), st.lists(st.integers(-2, 5), max_size=3))
 

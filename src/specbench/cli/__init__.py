@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from rich.markup import escape
 
-from specbench import progress
+from specbench import progress, settings
 from specbench.cli import analysis_cmds, eval_cmds, finetune_cmd, quantize_cmd, quiet, registry_cmds, sweep_cmd
 from specbench.cli.common import USAGE_ERROR, UsageError, err
 from specbench.registry import RegistryError, load_registry
@@ -65,10 +65,11 @@ def _main(argv: list[str]) -> int:
     with quiet.on_screen():  # usage errors and --help are for the user
         args = build_parser().parse_args(argv)
     try:
+        settings.check()  # a bad SPECBENCH_* value: one line now, not a default or a traceback later
         reg = load_registry(args.conf)
         extensions.check(reg)  # names conf/ uses that no engine, scorer or adapter registers
         return int(args.func(reg, args) or 0)
-    except (RegistryError, UsageError) as exc:
+    except (RegistryError, UsageError, settings.SettingError) as exc:
         err.print(f"[red]error[/red]: {escape(str(exc))}", highlight=False, soft_wrap=True)
         return USAGE_ERROR
     except Exception as exc:

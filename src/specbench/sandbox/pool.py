@@ -19,6 +19,7 @@ import time
 import warnings
 from dataclasses import asdict
 
+from specbench import settings
 from specbench.progress import progress
 
 from .cgroup import MemoryCgroup, open_cgroup
@@ -32,7 +33,7 @@ _RESULT_GRACE_S = 30.0  # beyond wall_s, before the parent gives up on a zygote
 _ZYGOTE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "child", "__main__.py")
 _warned = False  # the weaker-isolation warning is given once per process
 _warn_lock = threading.Lock()
-ALLOW_UNISOLATED_ENV = "SPECBENCH_SANDBOX_ALLOW_UNISOLATED"
+ALLOW_UNISOLATED_ENV = settings.ALLOW_UNISOLATED.name
 _zygote_seq = itertools.count()
 
 
@@ -47,7 +48,7 @@ class SandboxUnavailable(SandboxError):
 
 
 def _opted_in_by_env() -> bool:
-    return os.environ.get(ALLOW_UNISOLATED_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    return settings.ALLOW_UNISOLATED.get() == "1"
 
 
 def _refusal(report: dict) -> str:

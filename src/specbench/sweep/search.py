@@ -8,20 +8,18 @@ spec onto those objects.
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from specbench import settings
 from specbench.registry import RegistryError
 from specbench.registry.sweeps import KNOBS, ParamSpace, SweepSpec
 
 ROLE_ATTR = "role"  # trial user attr: reference (trial 0), warm_start, enqueued, sampled
 DEFAULT_STORAGE_FILE = "optuna.db"
-HEARTBEAT_ENV = "SPECBENCH_SWEEP_HEARTBEAT_S"  # seconds between a worker's heartbeats (RDB storages)
-DEFAULT_HEARTBEAT_S = 60.0
 GRACE_FACTOR = 3  # a trial is stale after this many missed heartbeats
 
 
@@ -29,15 +27,7 @@ def heartbeat_s() -> float:
     """The heartbeat interval: $SPECBENCH_SWEEP_HEARTBEAT_S, else 60 s.  Short intervals find a dead
     worker sooner but cost a database write each; the grace period is three intervals, so one slow
     beat (a loaded machine) does not fail a live trial."""
-    raw = os.environ.get(HEARTBEAT_ENV, "")
-    try:
-        value = float(raw) if raw else DEFAULT_HEARTBEAT_S
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise RegistryError(f"{HEARTBEAT_ENV}={raw!r}: expected a number of seconds > 0 "
-                            f"(default {DEFAULT_HEARTBEAT_S:g})")
-    return value
+    return settings.SWEEP_HEARTBEAT_S.get()
 
 
 class TrialFailure(RuntimeError):

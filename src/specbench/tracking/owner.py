@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from specbench import settings
 from specbench.tracking.naming import tag
 
 HOST, PID, TOKEN, BEAT, INTERVAL, TAKEN_OVER, STARTED = (
@@ -31,11 +32,7 @@ STALE_BEATS = 3  # a heartbeat older than this many intervals is stale (a missed
 
 def interval() -> float:
     """Seconds between heartbeats: $SPECBENCH_HEARTBEAT_S, default 30."""
-    try:
-        value = float(os.environ.get("SPECBENCH_HEARTBEAT_S", "30"))
-    except ValueError:
-        value = 30.0
-    return value if value > 0 else 30.0
+    return settings.HEARTBEAT_S.get()
 
 
 def owner_tags(token: str) -> dict[str, str]:

@@ -21,13 +21,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from specbench import settings
 from specbench.tracking.naming import tag
 from specbench.tracking.reader import RunRecord, all_experiment_ids, client, search
 from specbench.tracking.runs import FINISHED, RunHandle
 from specbench.tracking.store import tracking_uri
 
 PUBLISHED_TAG = "published"  # the artifact path of what a run published; set once the upload finished
-PUBLISH_ENV = "SPECBENCH_PUBLISH"  # auto (default) | always | never
 
 
 def store_available() -> bool:
@@ -78,12 +78,8 @@ def publishing_enabled() -> bool:
     """Whether made checkpoints are uploaded: $SPECBENCH_PUBLISH ``always``/``never``, else
     (``auto``) when the store is shared; a local sqlite store would only hold a second copy of
     what the cache holds already.  Tuned presets (a few hundred bytes) are always published."""
-    mode = os.environ.get(PUBLISH_ENV, "auto").strip().lower()
-    if mode in ("always", "1", "true", "yes"):
-        return True
-    if mode in ("never", "0", "false", "no"):
-        return False
-    return shared_store()
+    mode = settings.PUBLISH.get()
+    return mode == "always" or (mode == "auto" and shared_store())
 
 
 def publish_folder(run: RunHandle, folder: Path, artifact_path: str) -> None:
