@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
+from tests.canned import CannedEngine
 from tests.conftest import ROOT
-from tests.test_tracking_faults import CannedEngine
 
 from specbench import pipeline, tracking
 from specbench.pipeline.endpoint import EndpointOptions, configure
@@ -81,8 +81,8 @@ def test_a_run_holds_no_planted_secret_and_no_private_path(planted, tmp_path):
         raise ConnectionError(f"judge cache at postgresql://bob:{DB_PASSWORD}@db.internal/judges is down "
                               f"(key {JUDGE_KEY})")
 
-    ok = pipeline.run_cell(plan, engine=CannedEngine(lambda: None), experiment="secrets")
-    bad = pipeline.run_cell(plan, engine=CannedEngine(storage_down), experiment="secrets")
+    ok = pipeline.run_cell(plan, engine=CannedEngine("#### 18"), experiment="secrets")
+    bad = pipeline.run_cell(plan, engine=CannedEngine("#### 18", storage_down), experiment="secrets")
     assert ok.status == tracking.FINISHED and bad.status == tracking.FAILED
     for result in (ok, bad):
         text = _everything(uri, result.run_id, tmp_path / result.run_id)
